@@ -1,0 +1,128 @@
+/*
+ * luacluster.h - run Lua apps on every core, embedded in your own program.
+ *
+ * A program that embeds luacluster fills an lc_options, creates a runtime,
+ * preloads its own Lua C modules, and runs it:
+ *
+ *     lc_options opts;
+ *     lc_runtime *rt;
+ *     lc_options_init(&opts);
+ *     opts.script = "app.lua";
+ *     if (lc_new(&rt, &opts) != 0) ...;
+ *     lc_preload(rt, "mymod", luaopen_mymod);
+ *     code = lc_run(rt);
+ *     lc_free(rt);
+ *
+ * Workers are new processes of the same executable (/proc/self/exe) running
+ * the same main(); lc_run() notices from the environment that it is a worker
+ * and plays that role instead. So whatever the program preloads is there in
+ * the master and in every worker, as long as main() preloads it before
+ * calling lc_run().
+ *
+ * Functions that can fail return 0 or a negative error code; lc_strerror()
+ * and lc_err_name() describe it. Nothing here is thread-safe: use one
+ * runtime per process, from one thread.
+ */
+#ifndef LUACLUSTER_H
+#define LUACLUSTER_H
+
+#include <stddef.h>
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LC_VERSION_MAJOR 0
+#define LC_VERSION_MINOR 1
+#define LC_VERSION_PATCH 0
+#define LC_VERSION_STRING "0.1.0"
+
+/* Passed as lc_options.workers: one worker per CPU. */
+#define LC_WORKERS_MAX (-1)
+
+typedef struct lc_runtime lc_runtime;
+
+/*
+ * What the runtime runs and how. Always fill it with lc_options_init() first,
+ * so that fields added in later versions get their defaults.
+ */
+typedef struct lc_options {
+  /* The app script (required). Relative paths are taken from the current
+   * directory; require() looks beside it first. */
+  const char *script;
+  /* Arguments after the script, as the app sees them in process.argv. */
+  int argc;
+  char **argv;
+  /* 0: script mode, the script runs in the master and forks workers itself.
+   * N > 0 or LC_WORKERS_MAX: managed mode, the master runs no Lua and keeps
+   * N workers running the script. */
+  int workers;
+  /* "rr", "none", "reuseport" or "sticky"; NULL means the environment's
+   * LUACLUSTER_SCHED_POLICY, else "rr". */
+  const char *sched_policy;
+  /* Largest IPC message payload in bytes; a bigger send is refused. */
+  size_t max_message_size;
+  /* Managed mode: milliseconds a stopping worker may take before SIGKILL. */
+  unsigned kill_timeout_ms;
+  /* Managed mode: milliseconds a new worker may take to become ready. */
+  unsigned listen_timeout_ms;
+  /* Managed mode: a worker is ready when it sends "ready", not when it
+   * listens. */
+  int wait_ready;
+  /* Managed mode: restart a worker whose RSS passes this (bytes, 0 = off). */
+  size_t max_memory;
+  /* Managed mode: restart a worker whose loop misses heartbeats for this
+   * many milliseconds (0 = off). */
+  unsigned heartbeat_timeout_ms;
+  /* Managed mode: the control socket `luacluster status|reload|stop|scale`
+   * talk to; NULL means the default derived from the script's path. */
+  const char *control_path;
+} lc_options;
+
+/* Fills opts with the defaults. */
+void lc_options_init(lc_options *opts);
+
+/*
+ * Creates a runtime for opts (copied; opts may be freed afterwards).
+ * Returns 0 and sets *rt, or a negative error code.
+ */
+int lc_new(lc_runtime **rt, const lc_options *opts);
+
+/*
+ * Makes `require(name)` return open()'s result in every Lua state the
+ * runtime creates: the master's and every worker's.
+ */
+int lc_preload(lc_runtime *rt, const char *name, lua_CFunction open);
+
+/*
+ * Calls hook(L, arg) on every new Lua state, after the runtime's modules are
+ * loaded and before the app script runs. Several hooks run in the order
+ * they were added.
+ */
+int lc_on_state(lc_runtime *rt, void (*hook)(lua_State *L, void *arg),
+                void *arg);
+
+/*
+ * Runs the app until it is done and returns the process exit code (0 on
+ * success, 1 when the script is missing, broken or fails). Call it once.
+ */
+int lc_run(lc_runtime *rt);
+
+/* Frees the runtime. */
+void lc_free(lc_runtime *rt);
+
+/* "address already in use" for an error code. */
+const char *lc_strerror(int err);
+
+/* "EADDRINUSE" for an error code. */
+const char *lc_err_name(int err);
+
+/* "0.1.0". */
+const char *lc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LUACLUSTER_H */

@@ -1,0 +1,227 @@
+-- cluster: Node's cluster module (also the global `cluster`).
+--
+-- In the master: cluster.fork([env]) -> worker, cluster.workers, setupMaster
+-- / setupPrimary, settings, schedulingPolicy, disconnect([fn]); events fork,
+-- online, listening, message, disconnect, exit, setup.
+-- In a worker: cluster.worker (itself) with send, disconnect, isConnected.
+--
+-- The work is C's (supervisor, channel, dispatch); this module keeps the
+-- objects and turns C's notifications into events.
+
+local core = require("luacluster.core")
+local events = require("events")
+local process = require("process")
+local timers = require("timers")
+
+local EventEmitter = events.EventEmitter
+
+local cluster = events.bind({})
+
+cluster.isMaster = core.role == "master"
+cluster.isPrimary = cluster.isMaster
+cluster.isWorker = not cluster.isMaster
+cluster.SCHED_RR = "rr"
+cluster.SCHED_NONE = "none"
+cluster.SCHED_REUSEPORT = "reuseport"
+cluster.SCHED_STICKY = "sticky"
+cluster.schedulingPolicy = core.sched_policy()
+cluster.settings = {}
+cluster.workers = {}
+
+-- Worker objects ---------------------------------------------------------------
+
+local Worker = EventEmitter.extend({})
+
+local function new_worker(fields)
+  local w = setmetatable(fields, Worker)
+  w.exitedAfterDisconnect = false
+  return w
+end
+
+-- In the master -----------------------------------------------------------------
+
+local function master_worker_methods()
+  function Worker:send(msg, fn)
+    return self._handle:send(msg, fn)
+  end
+
+  function Worker:disconnect()
+    self.exitedAfterDisconnect = true
+    if self.state ~= "dead" and self.state ~= "disconnected" then
+      self.state = "disconnecting"
+    end
+    self._handle:disconnect()
+    return self
+  end
+
+  -- kill([signal]): disconnects and signals (default "SIGTERM").
+  function Worker:kill(signal)
+    self.exitedAfterDisconnect = true
+    if self.state ~= "dead" then
+      self._handle:kill(signal or "SIGTERM")
+    end
+  end
+  Worker.destroy = Worker.kill
+
+  function Worker:isConnected()
+    return self._handle:info().connected
+  end
+
+  function Worker:isDead()
+    return self.state == "dead"
+  end
+end
+
+local function merged_settings()
+  local s = cluster.settings
+  local args = s.args
+  if args == nil then
+    args = {}
+    for i, a in ipairs(core.args) do args[i] = a end
+  end
+  return {
+    exec = s.exec or core.script,
+    args = args,
+    silent = s.silent or false,
+  }
+end
+
+-- setupMaster{exec=, args=, silent=}: what later forks run.
+function cluster.setupMaster(settings)
+  settings = settings or {}
+  for k, v in pairs(settings) do cluster.settings[k] = v end
+  if settings.exec ~= nil and type(settings.exec) ~= "string" then
+    error("settings.exec must be a path", 2)
+  end
+  local s = merged_settings()
+  for k, v in pairs(s) do
+    if cluster.settings[k] == nil then cluster.settings[k] = v end
+  end
+  cluster:emit("setup", cluster.settings)
+end
+cluster.setupPrimary = cluster.setupMaster
+
+local function on_worker_event(worker, event, a, b)
+  if event == "online" then
+    worker.state = "online"
+    worker:emit("online")
+    cluster:emit("online", worker)
+  elseif event == "listening" then
+    local address = { address = a, port = b, addressType = a:find(":", 1, true) and 6 or 4 }
+    worker.state = "listening"
+    worker:emit("listening", address)
+    cluster:emit("listening", worker, address)
+  elseif event == "message" then
+    worker:emit("message", a)
+    cluster:emit("message", worker, a)
+  elseif event == "disconnect" then
+    if worker.state ~= "dead" then worker.state = "disconnected" end
+    worker:emit("disconnect")
+    cluster:emit("disconnect", worker)
+  elseif event == "exit" then
+    worker.state = "dead"
+    worker.exitedAfterDisconnect = worker._handle:info().exitedAfterDisconnect
+    cluster.workers[worker.id] = nil
+    worker:emit("exit", a, b)
+    cluster:emit("exit", worker, a, b)
+  elseif event == "error" then
+    if worker:listenerCount("error") > 0 then
+      worker:emit("error", a)
+    else
+      core.log("warn", a)
+    end
+  end
+end
+
+-- fork([env]) -> worker: a new process running the app script (or
+-- settings.exec) with cluster.isWorker; env adds to process.env.
+function cluster.fork(env)
+  if not cluster.isMaster then error("cluster.fork() is only for the master", 2) end
+  if env ~= nil and type(env) ~= "table" then error("env must be a table", 2) end
+  core.sched_policy(cluster.schedulingPolicy)
+  local s = merged_settings()
+  local child_env = {}
+  for k, v in pairs(process.env) do child_env[k] = v end
+  for k, v in pairs(env or {}) do child_env[k] = v end
+  local worker = new_worker({ state = "none" })
+  local handle = core.fork({ exec = s.exec, args = s.args, env = child_env,
+                             silent = s.silent }, worker)
+  local info = handle:info()
+  worker._handle = handle
+  worker.id = info.id
+  worker.process = {
+    pid = info.pid,
+    kill = function(_, signal) return handle:kill(signal or "SIGTERM") end,
+  }
+  cluster.workers[worker.id] = worker
+  timers.setImmediate(function() cluster:emit("fork", worker) end)
+  return worker
+end
+
+-- disconnect([fn]): disconnects every worker; fn runs when all are.
+function cluster.disconnect(fn)
+  if not cluster.isMaster then error("cluster.disconnect() is only for the master", 2) end
+  local pending = 0
+  local function done()
+    pending = pending - 1
+    if pending == 0 and fn then fn() end
+  end
+  for _, w in pairs(cluster.workers) do
+    if w.state ~= "disconnected" and w.state ~= "dead" then
+      pending = pending + 1
+      w:once("disconnect", done)
+      w:disconnect()
+    end
+  end
+  if pending == 0 and fn then timers.setImmediate(fn) end
+end
+
+-- In a worker ---------------------------------------------------------------------
+
+local function worker_side()
+  local me = new_worker({
+    id = core.worker_id,
+    process = process,
+    state = "online",
+  })
+
+  function me:send(msg, fn) return process.send(msg, fn) end
+
+  function me:disconnect()
+    self.exitedAfterDisconnect = true
+    self.state = "disconnecting"
+    core.disconnect()
+    return self
+  end
+
+  function me:kill()
+    self.exitedAfterDisconnect = true
+    process.exit(0)
+  end
+  me.destroy = me.kill
+
+  function me:isConnected() return core.connected() end
+  function me:isDead() return false end
+
+  core.set_channel_handler(function(event, msg)
+    if event == "message" then
+      process:emit("message", msg)
+      me:emit("message", msg)
+    elseif event == "disconnect" then
+      me.state = "disconnected"
+      me:emit("disconnect")
+      process:emit("disconnect")
+    end
+  end)
+
+  cluster.worker = me
+end
+
+if cluster.isMaster then
+  master_worker_methods()
+  core.set_cluster_handler(on_worker_event)
+else
+  worker_side()
+end
+
+return cluster

@@ -1,0 +1,252 @@
+-- http: an HTTP/1.1 server (also the global `http`). Parsing, limits,
+-- keep-alive and response framing are C (runtime/http.c, lua_http.c); this
+-- module is the req/res objects.
+--
+--   http.createServer(function(req, res)
+--     res:setHeader("Content-Type", "text/plain")
+--     res:finish("hello " .. req.url)
+--   end):listen(8080)
+--
+-- req: method, url, httpVersion, headers (lower-case keys), socket
+-- (remoteAddress, remotePort); events "data", "end", "aborted".
+-- res: statusCode, statusMessage, setHeader, getHeader, hasHeader,
+-- removeHeader, getHeaders, writeHead(status[, message][, headers]),
+-- write(chunk), finish([chunk]) (also res["end"]), headersSent, finished.
+--
+-- A handler that raises an error answers its client 500 (or drops the
+-- connection when the head already went out), logs the traceback, and the
+-- server goes on serving everyone else.
+
+local core = require("luacluster.core")
+local events = require("events")
+local net = require("net")
+
+local EventEmitter = events.EventEmitter
+local lower, tostring, type, pairs = string.lower, tostring, type, pairs
+local http_write = core.http_write
+
+local http = {}
+
+http.STATUS_CODES = setmetatable({}, {
+  __index = function(_, code) return core.http_status_text(code) end,
+})
+
+-- Requests -------------------------------------------------------------------------
+
+local IncomingMessage = EventEmitter.extend({})
+http.IncomingMessage = IncomingMessage
+
+local Socket = {}
+Socket.__index = function(self, key)
+  if key == "remoteAddress" or key == "remotePort" then
+    local ip, port = core.http_peer(rawget(self, "_conn"))
+    rawset(self, "remoteAddress", ip)
+    rawset(self, "remotePort", port)
+    return rawget(self, key)
+  end
+end
+
+IncomingMessage.__index = function(self, key)
+  if key == "socket" or key == "connection" then
+    local s = setmetatable({ _conn = rawget(self, "_conn") }, Socket)
+    rawset(self, "socket", s)
+    rawset(self, "connection", s)
+    return s
+  end
+  return IncomingMessage[key]
+end
+
+-- C tells a request "data" (a body chunk), "end" and "aborted".
+function IncomingMessage:_native(event, ...)
+  if event == "end" then self.complete = true end
+  return self:emit(event, ...)
+end
+
+-- Responses --------------------------------------------------------------------------
+
+local ServerResponse = EventEmitter.extend({})
+http.ServerResponse = ServerResponse
+
+-- Headers live in a flat list {name, value, ...}: a response has few, and a
+-- flat list goes to C as is.
+function ServerResponse:setHeader(name, value)
+  if self.headersSent then error("cannot set headers after they are sent", 2) end
+  if type(name) ~= "string" then error("header name must be a string", 2) end
+  if type(value) == "number" then
+    value = tostring(value)
+  elseif type(value) == "table" then
+    local copy = {}
+    for i = 1, #value do copy[i] = tostring(value[i]) end
+    value = copy
+  elseif type(value) ~= "string" then
+    error("header value must be a string, a number or a list", 2)
+  end
+  local h = self._h
+  if not h then
+    self._h = { name, value }
+    return self
+  end
+  local lname = lower(name)
+  for i = 1, #h, 2 do
+    if lower(h[i]) == lname then
+      h[i + 1] = value
+      return self
+    end
+  end
+  h[#h + 1] = name
+  h[#h + 1] = value
+  return self
+end
+
+function ServerResponse:getHeader(name)
+  local h = self._h
+  if not h then return nil end
+  local lname = lower(name)
+  for i = 1, #h, 2 do
+    if lower(h[i]) == lname then return h[i + 1] end
+  end
+end
+
+function ServerResponse:hasHeader(name) return self:getHeader(name) ~= nil end
+
+function ServerResponse:removeHeader(name)
+  local h = self._h
+  if not h then return end
+  local lname = lower(name)
+  for i = #h - 1, 1, -2 do
+    if lower(h[i]) == lname then
+      table.remove(h, i)
+      table.remove(h, i)
+    end
+  end
+end
+
+function ServerResponse:getHeaders()
+  local out = {}
+  local h = self._h or {}
+  for i = 1, #h, 2 do out[lower(h[i])] = h[i + 1] end
+  return out
+end
+
+function ServerResponse:getHeaderNames()
+  local out = {}
+  local h = self._h or {}
+  for i = 1, #h, 2 do out[#out + 1] = lower(h[i]) end
+  return out
+end
+
+-- writeHead(status[, message][, headers]): headers is a table name -> value.
+function ServerResponse:writeHead(status, message, headers)
+  if self.headersSent then error("writeHead after the head was sent", 2) end
+  if type(message) == "table" then message, headers = nil, message end
+  status = tonumber(status)
+  if not status or status < 100 or status > 999 or status % 1 ~= 0 then
+    error("invalid status code " .. tostring(status), 2)
+  end
+  self.statusCode = status
+  if message then self.statusMessage = message end
+  if headers then
+    for k, v in pairs(headers) do self:setHeader(k, v) end
+  end
+  return self
+end
+
+local function send(self, chunk, finish)
+  if self.finished then
+    if finish then return false end
+    error("write after end", 3)
+  end
+  if chunk ~= nil and type(chunk) ~= "string" then chunk = tostring(chunk) end
+  self.headersSent = true
+  if finish then
+    self.finished = true
+    self.writableEnded = true
+  end
+  local ok = http_write(self._conn, self._seq, self.statusCode,
+                        self.statusMessage, self._h, chunk, finish)
+  if finish then self:emit("finish") end
+  return ok
+end
+
+function ServerResponse:write(chunk)
+  return send(self, chunk, false)
+end
+
+function ServerResponse:finish(chunk)
+  send(self, chunk, true)
+  return self
+end
+ServerResponse["end"] = ServerResponse.finish
+
+-- A handler failed: 500 if nothing went out yet, else drop the connection.
+function ServerResponse:_fail()
+  if self.finished then return end
+  if self.headersSent then
+    self.finished = true
+    core.http_destroy(self._conn)
+    return
+  end
+  self._h = { "Content-Type", "text/plain" }
+  self.statusCode = 500
+  self.statusMessage = nil
+  self:finish("Internal Server Error\n")
+end
+
+-- Servers -----------------------------------------------------------------------------
+
+local Server = setmetatable({}, { __index = net.Server })
+Server.__index = Server
+http.Server = Server
+
+local settings = {
+  keepAliveTimeout = true, headersTimeout = true, requestTimeout = true,
+  maxHeaderSize = true, maxUrlSize = true, maxHeadersCount = true,
+  maxBodySize = true,
+}
+
+-- Limits and timeouts are settable as server fields (Node's names), or as
+-- createServer options; they reach C at once.
+Server.__newindex = function(self, key, value)
+  if settings[key] then
+    self._settings[key] = value
+    self._handle:configure({ [key] = value })
+  else
+    rawset(self, key, value)
+  end
+end
+
+local server_index = Server.__index
+Server.__index = function(self, key)
+  if settings[key] then return rawget(self, "_settings")[key] end
+  return server_index[key]
+end
+
+local traceback = debug.traceback
+
+function Server:_native(event, a, b)
+  if event ~= "request" then
+    return net.Server._native(self, event, a, b)
+  end
+  local req = setmetatable(a, IncomingMessage)
+  local res = setmetatable({ _conn = req._conn, _seq = req._seq, statusCode = 200,
+                             req = req }, ServerResponse)
+  local ok, err = xpcall(self.emit, traceback, self, "request", req, res)
+  if not ok then
+    core.log("error", "request handler failed for " .. req.method .. " " ..
+             req.url .. ": " .. tostring(err))
+    res:_fail()
+  end
+end
+
+function http.createServer(opts, fn)
+  if type(opts) == "function" then fn, opts = opts, nil end
+  local self = net.Server.new("http", Server)
+  rawset(self, "_settings", {})
+  for k, v in pairs(opts or {}) do
+    if settings[k] then self[k] = v end
+  end
+  if fn then self:on("request", fn) end
+  return self
+end
+
+return http

@@ -1,0 +1,187 @@
+-- net: TCP servers and sockets (also the global `net`).
+--
+--   net.createServer(function(socket)
+--     socket:on("data", function(chunk) socket:write(chunk) end)
+--   end):listen(7000, "127.0.0.1")
+--
+-- In a worker, listen() shares the port through the master (DESIGN 4);
+-- elsewhere it binds directly. Sockets: write(data) -> false when buffered
+-- past 16 KiB (then "drain"), finish([data]) (also ["end"]), destroy(),
+-- setTimeout(ms[, fn]), remoteAddress, remotePort; events data, end, close,
+-- error, drain, timeout.
+
+local core = require("luacluster.core")
+local events = require("events")
+local timers = require("timers")
+
+local EventEmitter = events.EventEmitter
+
+local net = {}
+
+-- Servers -----------------------------------------------------------------------
+
+local Server = EventEmitter.extend({})
+net.Server = Server
+
+function Server.new(kind, class)
+  local self = setmetatable({}, class or Server)
+  self._handle = core.server(self, kind or "net")
+  self.listening = false
+  return self
+end
+
+-- listen(port[, host][, backlog][, fn]) or listen{port=, host=, backlog=, ipv6Only=}
+function Server:listen(port, host, backlog, fn)
+  local opts
+  if type(port) == "table" then
+    opts = port
+    fn = host
+  else
+    if type(host) == "function" then host, backlog, fn = nil, nil, host end
+    if type(backlog) == "function" then backlog, fn = nil, backlog end
+    opts = { port = port, host = host, backlog = backlog }
+  end
+  local p = tonumber(opts.port or 0)
+  if not p or p < 0 or p > 65535 or p % 1 ~= 0 then
+    error("port must be an integer 0-65535, got " .. tostring(opts.port), 2)
+  end
+  if fn then self:once("listening", fn) end
+  if self._configure then self:_configure() end
+  local status, msg, code = self._handle:listen(self, opts.host, p, opts.backlog,
+                                                 opts.ipv6Only)
+  if not status then
+    -- Node reports listen errors as an "error" event, not a throw.
+    timers.setImmediate(function() self:_native("error", msg, code) end)
+  elseif status == "listening" then
+    timers.setImmediate(function() self:_native("listening") end)
+  end
+  return self
+end
+
+function Server:_native(event, a, b)
+  if event == "connection" then
+    return self:_connection(a)
+  elseif event == "listening" then
+    self.listening = true
+    local ip, port = self._handle:address()
+    self._address = ip and { address = ip, port = port,
+                             family = ip:find(":", 1, true) and "IPv6" or "IPv4" }
+    self:emit("listening")
+  elseif event == "error" then
+    local err = { message = a, code = b }
+    setmetatable(err, { __tostring = function(e) return e.code .. ": " .. e.message end })
+    self:emit("error", err)
+  elseif event == "close" then
+    self.listening = false
+    self:emit("close")
+  end
+end
+
+-- address() -> {address=, port=, family=} once listening.
+function Server:address() return self._address end
+
+-- close([fn]): stops accepting; "close" once every connection has ended.
+function Server:close(fn)
+  if fn then self:once("close", fn) end
+  self._handle:close()
+  return self
+end
+
+function Server:getConnections(fn)
+  local n = self._handle:connections()
+  if fn then timers.setImmediate(function() fn(nil, n) end) end
+  return n
+end
+
+-- Sockets ------------------------------------------------------------------------
+
+local Socket = EventEmitter.extend({})
+net.Socket = Socket
+
+local socket_fields = {
+  remoteAddress = function(s) local ip = s._handle:peer() return ip end,
+  remotePort = function(s) local _, port = s._handle:peer() return port end,
+  bufferSize = function(s) return s._handle:buffered() end,
+}
+Socket.__index = function(self, key)
+  local f = socket_fields[key]
+  if f then
+    if rawget(self, "_closed") then return nil end
+    local v = f(self)
+    if key ~= "bufferSize" then rawset(self, key, v) end
+    return v
+  end
+  return Socket[key]
+end
+
+function Server:_connection(handle)
+  local sock = setmetatable({ _handle = handle }, Socket)
+  self:emit("connection", sock)
+  return sock
+end
+
+function Socket:_native(event, a, b)
+  if event == "data" then
+    self:emit("data", a)
+  elseif event == "end" then
+    self:emit("end")
+  elseif event == "close" then
+    self._closed = true
+    self:emit("close", a)
+  elseif event == "error" then
+    local err = setmetatable({ message = a, code = b },
+      { __tostring = function(e) return e.code .. ": " .. e.message end })
+    if self:listenerCount("error") > 0 then self:emit("error", err) end
+  elseif event == "drain" then
+    self:emit("drain")
+  elseif event == "timeout" then
+    self:emit("timeout")
+  end
+end
+
+function Socket:write(data, fn)
+  if self._closed then error("write after the socket closed", 2) end
+  local ok = self._handle:write(tostring(data))
+  if fn then timers.setImmediate(fn) end
+  return ok
+end
+
+function Socket:finish(data)
+  if not self._closed then self._handle:finish(data and tostring(data)) end
+  return self
+end
+Socket["end"] = Socket.finish
+
+function Socket:destroy()
+  if not self._closed then self._handle:destroy() end
+  return self
+end
+
+-- setTimeout(ms[, fn]): "timeout" after ms without activity (0 turns it off).
+function Socket:setTimeout(ms, fn)
+  if fn then self:once("timeout", fn) end
+  if not self._closed then self._handle:set_timeout(ms) end
+  return self
+end
+
+function Socket:setNoDelay(on)
+  if not self._closed then self._handle:set_no_delay(on ~= false) end
+  return self
+end
+
+function Socket:pause() if not self._closed then self._handle:pause() end return self end
+function Socket:resume() if not self._closed then self._handle:resume() end return self end
+
+-- The handler C calls for every server and socket event.
+core.set_net_handler(function(obj, event, ...)
+  return obj:_native(event, ...)
+end)
+
+function net.createServer(opts, fn)
+  if type(opts) == "function" then fn, opts = opts, nil end
+  local server = Server.new("net")
+  if fn then server:on("connection", fn) end
+  return server
+end
+
+return net

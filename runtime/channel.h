@@ -1,0 +1,116 @@
+/*
+ * channel.h - one master<->worker IPC channel: frames over a Unix socket.
+ *
+ * The channel reads and writes frames (frame.h) over one end of a
+ * socketpair, watched with a uv_poll_t. It owns the framing and the
+ * descriptors in flight; what a frame means is the owner's business.
+ *
+ * Writes are queued and flushed once per loop iteration (a uv_prepare_t),
+ * or at once when the queue passes LC__CHANNEL_FLUSH_AT: a burst of sends
+ * becomes a few large writes, and order is kept. Each HANDLE frame's
+ * descriptor goes with the sendmsg() that starts that frame.
+ *
+ * The channel ends once, for one reason (EOF, an I/O error, garbage from the
+ * peer, or lc__channel_close()); on_close then runs with that reason. The
+ * memory is the owner's to free after on_release.
+ */
+#ifndef LC_CHANNEL_H
+#define LC_CHANNEL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "owner.h"
+
+#define LC__CHANNEL_MAX_FDS 64
+#define LC__CHANNEL_FLUSH_AT (256 * 1024)
+
+typedef struct lc__channel lc__channel;
+
+typedef struct lc__channel_cb {
+  /* One whole frame. fd is the frame's descriptor (HANDLE) or -1; the
+   * callee owns it. The channel may be closed from inside. */
+  void (*on_frame)(lc__channel *ch, const lc__frame *f, int fd);
+  /* Bytes written so far: `written`. Runs from the loop after writes (and
+   * after lc__channel_kick()), never inside lc__channel_send(). Optional. */
+  void (*on_written)(lc__channel *ch, uint64_t written);
+  /* A HANDLE frame that never left when the channel ended; the callee owns
+   * fd and may hand it elsewhere. Optional: without it the fd is closed. */
+  void (*on_unsent)(lc__channel *ch, const lc__control *c, int fd);
+  /* The channel ended: err is UV_EOF for a clean end by the peer, 0 for
+   * lc__channel_close(), else why; reason says it in words. */
+  void (*on_close)(lc__channel *ch, int err, const char *reason);
+  /* The channel's handles are closed: its memory may be freed. */
+  void (*on_release)(lc__channel *ch);
+} lc__channel_cb;
+
+typedef struct lc__channel_fd {
+  uint64_t offset; /* where its frame starts in the output stream */
+  int fd;
+  lc__control control;
+} lc__channel_fd;
+
+enum { LC__CHANNEL_OPEN = 1, LC__CHANNEL_CLOSED, LC__CHANNEL_RELEASED };
+
+struct lc__channel {
+  lc__owner owner; /* first: handles' data point here */
+  uv_poll_t poll;
+  uv_prepare_t flusher;
+  int fd;
+  int state;
+  int polled; /* UV_READABLE | UV_WRITABLE being watched */
+  int handles_open;
+  int deferred_err; /* a write error seen where closing was not safe */
+  size_t max_payload;
+  lc__buf in;
+  lc__buf out;
+  uint64_t queued;  /* bytes ever queued */
+  uint64_t written; /* bytes ever written */
+  int in_fds[LC__CHANNEL_MAX_FDS];
+  int in_nfds;
+  lc__channel_fd *out_fds;
+  size_t out_nfds, out_cap;
+  const lc__channel_cb *cb;
+  void *data;
+};
+
+/* Starts a channel on socket fd (made non-blocking and close-on-exec). */
+int lc__channel_open(uv_loop_t *loop, lc__channel *ch, int fd,
+                     size_t max_payload, const lc__channel_cb *cb, void *data);
+
+/*
+ * Queues a frame. fd (HANDLE frames, else -1) is the channel's from now on:
+ * it is closed once sent. Returns 0, UV_EMSGSIZE when the payload is over the
+ * limit, UV_EPIPE when the channel has ended, or UV_ENOMEM.
+ */
+int lc__channel_send(lc__channel *ch, int type, const void *payload,
+                     size_t len, int fd);
+
+/* lc__channel_send() of a control record, type CONTROL or (fd >= 0) HANDLE. */
+int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd);
+
+/* Bytes queued or written beyond what is written: the send backlog. */
+static inline uint64_t lc__channel_backlog(const lc__channel *ch) {
+  return ch->queued - ch->written;
+}
+
+/* Reads and delivers whatever the peer has written, without waiting. */
+void lc__channel_read_now(lc__channel *ch);
+
+/* Writes what is queued, waiting at most timeout_ms; for exits. */
+void lc__channel_flush_sync(lc__channel *ch, int timeout_ms);
+
+/* Ends the channel (on_close runs with err and reason) and closes it. */
+void lc__channel_close(lc__channel *ch, int err, const char *reason);
+
+/* Makes on_written run at the end of this loop iteration, even when
+ * everything is already written (so send callbacks never run inside a
+ * send). */
+void lc__channel_kick(lc__channel *ch);
+
+/* Makes the channel not keep the loop alive (or keep it again). */
+void lc__channel_ref(lc__channel *ch, int ref);
+
+#endif

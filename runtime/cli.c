@@ -1,0 +1,168 @@
+/*
+ * cli.c - the `luacluster` command: flags and environment in, then only the
+ * public API (luacluster.h), as any embedding program would.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luacluster.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+    "usage: luacluster [options] app.lua [args...]\n"
+    "\n"
+    "Runs app.lua. Without -w the script is the master: it forks its own\n"
+    "workers with cluster.fork(). With -w the master runs no Lua and keeps\n"
+    "N workers running app.lua.\n"
+    "\n"
+    "options:\n"
+    "  -w, --workers N|max     managed mode with N workers (max: one per CPU);\n"
+    "                          also LUACLUSTER_WORKERS\n"
+    "  --sched POLICY          rr (default), none, reuseport or sticky;\n"
+    "                          also LUACLUSTER_SCHED_POLICY\n"
+    "  --kill-timeout MS       managed: grace before SIGKILL on stop (5000)\n"
+    "  --listen-timeout MS     managed: time a new worker has to get ready\n"
+    "                          (10000)\n"
+    "  --wait-ready            managed: ready means process.send(\"ready\")\n"
+    "  --max-memory SIZE       managed: restart a worker over SIZE RSS\n"
+    "                          (e.g. 200M, 1G)\n"
+    "  --heartbeat-timeout MS  managed: restart a worker whose loop stops\n"
+    "                          answering for MS\n"
+    "  --max-message-size N    largest IPC message in bytes (64 MiB)\n"
+    "  -h, --help              this help\n"
+    "  -v, --version           the version\n");
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned long long *out) {
+  char *end;
+  unsigned long long v;
+
+  if (s == NULL || *s == '\0') {
+    fprintf(stderr, "luacluster: %s needs a value\n", flag);
+    return -1;
+  }
+  v = strtoull(s, &end, 10);
+  switch (*end) {
+  case 'k': case 'K': v <<= 10; end++; break;
+  case 'm': case 'M': v <<= 20; end++; break;
+  case 'g': case 'G': v <<= 30; end++; break;
+  default: break;
+  }
+  if (*end != '\0') {
+    fprintf(stderr, "luacluster: %s: not a number: %s\n", flag, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_workers(const char *s, int *out) {
+  unsigned long long n;
+
+  if (s != NULL && strcmp(s, "max") == 0) {
+    *out = LC_WORKERS_MAX;
+    return 0;
+  }
+  if (parse_uint("--workers", s, &n) != 0 || n == 0 || n > 4096) {
+    fprintf(stderr, "luacluster: --workers wants a count (1-4096) or max\n");
+    return -1;
+  }
+  *out = (int)n;
+  return 0;
+}
+
+/* Parses flags up to the script; returns the script's index, or -1 to exit
+ * with *code. */
+static int parse(int argc, char **argv, lc_options *opts, int *code) {
+  unsigned long long v;
+  const char *env;
+  int i;
+
+  *code = 1;
+  env = getenv("LUACLUSTER_WORKERS");
+  if (env != NULL && *env != '\0' && parse_workers(env, &opts->workers) != 0)
+    return -1;
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      *code = 0;
+      return -1;
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
+      printf("luacluster %s\n", lc_version());
+      *code = 0;
+      return -1;
+    } else if (!strcmp(a, "-w") || !strcmp(a, "--workers")) {
+      if (parse_workers(val, &opts->workers) != 0)
+        return -1;
+      i++;
+    } else if (!strcmp(a, "--sched")) {
+      if (val == NULL) {
+        fprintf(stderr, "luacluster: --sched needs a policy\n");
+        return -1;
+      }
+      opts->sched_policy = val;
+      i++;
+    } else if (!strcmp(a, "--wait-ready")) {
+      opts->wait_ready = 1;
+    } else if (!strcmp(a, "--kill-timeout") || !strcmp(a, "--listen-timeout") ||
+               !strcmp(a, "--heartbeat-timeout") ||
+               !strcmp(a, "--max-memory") || !strcmp(a, "--max-message-size")) {
+      if (parse_uint(a, val, &v) != 0)
+        return -1;
+      if (!strcmp(a, "--kill-timeout"))
+        opts->kill_timeout_ms = (unsigned)v;
+      else if (!strcmp(a, "--listen-timeout"))
+        opts->listen_timeout_ms = (unsigned)v;
+      else if (!strcmp(a, "--heartbeat-timeout"))
+        opts->heartbeat_timeout_ms = (unsigned)v;
+      else if (!strcmp(a, "--max-memory"))
+        opts->max_memory = (size_t)v;
+      else
+        opts->max_message_size = (size_t)v;
+      i++;
+    } else {
+      fprintf(stderr, "luacluster: unknown option %s (try --help)\n", a);
+      return -1;
+    }
+  }
+  if (i >= argc) {
+    fprintf(stderr, "luacluster: no app script given (try --help)\n");
+    return -1;
+  }
+  return i;
+}
+
+int main(int argc, char **argv) {
+  lc_options opts;
+  lc_runtime *rt;
+  int i, code, err;
+
+  lc_options_init(&opts);
+  /* A worker is started as "luacluster app.lua args": the runtime reads
+   * its real orders from the environment, so skip the flags. */
+  if (getenv("LUACLUSTER_WORKER_ID") != NULL) {
+    i = argc > 1 ? 1 : argc;
+  } else {
+    i = parse(argc, argv, &opts, &code);
+    if (i < 0)
+      return code;
+  }
+  opts.script = i < argc ? argv[i] : NULL;
+  opts.argc = i < argc ? argc - i - 1 : 0;
+  opts.argv = argv + i + 1;
+
+  err = lc_new(&rt, &opts);
+  if (err) {
+    fprintf(stderr, "luacluster: %s\n", lc_strerror(err));
+    return 1;
+  }
+  code = lc_run(rt);
+  lc_free(rt);
+  return code;
+}

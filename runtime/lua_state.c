@@ -1,0 +1,224 @@
+/*
+ * lua_state.c - the app's Lua state: creation, the bundled modules, require
+ * beside the app, and the one protected-call helper every C->Lua call uses.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lualib.h>
+
+#include "internal.h"
+#include "lua_bundle.h"
+
+extern int luaopen_cjson(lua_State *L);
+
+/* Registry keys. */
+static char exit_sentinel_key;
+static char last_error_key;
+static char uncaught_key;
+
+void lc__lua_push_exit_sentinel(lua_State *L) {
+  lua_pushlightuserdata(L, &exit_sentinel_key);
+}
+
+static int is_exit_sentinel(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
+         lua_touserdata(L, idx) == &exit_sentinel_key;
+}
+
+void lc__lua_push_ref(lua_State *L, int ref) {
+  if (ref == LUA_NOREF || ref == LUA_REFNIL)
+    lua_pushnil(L);
+  else
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+}
+
+void lc__lua_unref(lua_State *L, int *ref) {
+  if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+}
+
+void lc__exit(lc_runtime *rt, int code) {
+  if (!rt->exiting) {
+    rt->exiting = 1;
+    rt->exit_code = code;
+  }
+  uv_stop(&rt->loop);
+}
+
+/* Message handler: keeps the error value for the uncaught handler and turns
+ * it into a string with a traceback. */
+static int traceback(lua_State *L) {
+  const char *msg;
+
+  if (is_exit_sentinel(L, 1))
+    return 1;
+  lua_pushlightuserdata(L, &last_error_key);
+  lua_pushvalue(L, 1);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+
+  msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Gives an error to process "uncaughtException"; if nobody handles it the
+ * process logs it and exits 1, as Node does. */
+static void report_error(lua_State *L) {
+  lc_runtime *rt = lc__rt;
+  const char *trace = lua_tostring(L, -1);
+  int handled = 0;
+
+  int tb;
+
+  lua_pushcfunction(L, traceback);
+  tb = lua_gettop(L);
+  lua_pushlightuserdata(L, &uncaught_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, -1) && !rt->exiting) {
+    lua_pushlightuserdata(L, &last_error_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, tb - 1); /* the traceback string */
+    if (lua_pcall(L, 2, 1, tb) == 0) {
+      handled = lua_toboolean(L, -1);
+    } else if (!is_exit_sentinel(L, -1)) {
+      lc__log(LC__LOG_ERROR, "error in uncaughtException handler: %s",
+              lua_tostring(L, -1));
+    }
+  }
+  lua_settop(L, tb - 1);
+  if (!handled && !rt->exiting) {
+    lc__log(LC__LOG_ERROR, "uncaught error: %s", trace ? trace : "?");
+    lc__exit(rt, 1);
+  }
+  lua_pushlightuserdata(L, &last_error_key);
+  lua_pushnil(L);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+int lc__lua_call(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;
+  int r;
+
+  if (lc__rt->exiting) {
+    lua_pop(L, nargs + 1);
+    return -1;
+  }
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  r = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  if (r == 0)
+    return 0;
+  if (!is_exit_sentinel(L, -1))
+    report_error(L);
+  lua_pop(L, 1);
+  return -1;
+}
+
+static int core_set_uncaught_handler(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushlightuserdata(L, &uncaught_key);
+  lua_pushvalue(L, 1);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* package.preload loader for one bundled module (upvalue: its index). */
+static int load_bundled(lua_State *L) {
+  const lc__bundle_entry *e = &lc__bundle[lua_tointeger(L, lua_upvalueindex(1))];
+
+  if (luaL_loadbuffer(L, (const char *)e->data, e->size, e->name) != 0)
+    return lua_error(L);
+  lua_pushstring(L, e->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void set_preload(lua_State *L, const char *name, lua_CFunction fn) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, fn);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+}
+
+/* require() looks beside the app first, as Node's require('./x'). */
+static void set_paths(lua_State *L, const char *dir) {
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_pushfstring(L, "%s/?.so;", dir);
+  lua_getfield(L, -2, "cpath");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+}
+
+lua_State *lc__lua_open(lc_runtime *rt) {
+  lua_State *L = luaL_newstate();
+  lc__preload *p;
+  lc__hook *h;
+  size_t i;
+
+  if (L == NULL)
+    return NULL;
+  luaL_openlibs(L);
+
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  for (i = 0; i < lc__bundle_count; i++) {
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_pushcclosure(L, load_bundled, 1);
+    lua_setfield(L, -2, lc__bundle[i].name);
+  }
+  lua_pop(L, 2);
+  set_preload(L, "luacluster.core", lc__open_core);
+  set_preload(L, "cjson", luaopen_cjson);
+  for (p = rt->preloads; p != NULL; p = p->next)
+    set_preload(L, p->name, p->open);
+  set_paths(L, rt->script_dir);
+
+  lua_pushcfunction(L, core_set_uncaught_handler);
+  lua_setfield(L, LUA_REGISTRYINDEX, "luacluster.set_uncaught_handler");
+
+  /* The boot module makes the globals (process, cluster, timers, ...). */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luacluster.boot");
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    lc__log(LC__LOG_ERROR, "cannot start the Lua runtime: %s",
+            lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
+  for (h = rt->hooks; h != NULL; h = h->next)
+    h->fn(L, h->arg);
+  return L;
+}
+
+int lc__lua_run_app(lc_runtime *rt) {
+  lua_State *L = rt->L;
+  int i, r;
+
+  r = luaL_loadfile(L, rt->script);
+  if (r != 0) {
+    /* One line: "luacluster: app.lua:3: '=' expected near 'x'". */
+    fprintf(stderr, "luacluster: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return rt->role == LC__ROLE_WORKER ? LC__EXIT_FATAL : 1;
+  }
+  for (i = 0; i < rt->nargs; i++)
+    lua_pushstring(L, rt->args[i]);
+  lc__lua_call(L, rt->nargs, 0);
+  return 0;
+}

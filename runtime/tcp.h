@@ -1,0 +1,118 @@
+/*
+ * tcp.h - servers and connections in the process that serves them.
+ *
+ * A server listens either by itself (a process with no master) or through
+ * the master (a worker): then it gets either connections one by one (rr,
+ * sticky) or a listening socket to accept on (none, reuseport). Either way a
+ * new connection becomes an lc__conn handed to the server's protocol ops
+ * (raw TCP for net, HTTP for http). This file owns the sockets, reading into
+ * one shared buffer, writing with backpressure, timeouts and closing; the
+ * protocols own what the bytes mean.
+ */
+#ifndef LC_TCP_H
+#define LC_TCP_H
+
+#include "internal.h"
+
+typedef struct lc__server lc__server;
+typedef struct lc__conn lc__conn;
+
+/* What a protocol does with its connections. */
+typedef struct lc__conn_ops {
+  /* A new connection: set up the protocol state. */
+  void (*on_open)(lc__conn *c);
+  /* Bytes arrived (in a shared buffer: copy what must outlive the call). */
+  void (*on_read)(lc__conn *c, const char *data, size_t len);
+  /* The peer finished sending. */
+  void (*on_eof)(lc__conn *c);
+  /* The connection's deadline passed. */
+  void (*on_timeout)(lc__conn *c);
+  /* Everything written has left. */
+  void (*on_drain)(lc__conn *c);
+  /* The server is closing: wind the connection down. */
+  void (*on_server_close)(lc__conn *c);
+  /* A read or write failed; the connection closes next. */
+  void (*on_error)(lc__conn *c, int err);
+  /* The handle is closed: release the protocol state. */
+  void (*on_close)(lc__conn *c);
+} lc__conn_ops;
+
+enum lc__server_state {
+  LC__SERVER_NEW = 0,
+  LC__SERVER_BINDING, /* waiting for the master's answer */
+  LC__SERVER_LISTENING,
+  LC__SERVER_CLOSING, /* no new connections; waiting for the open ones */
+  LC__SERVER_CLOSED
+};
+
+struct lc__server {
+  lc__owner owner;
+  uv_tcp_t listener; /* when this process accepts */
+  int has_listener;
+  lc_runtime *rt;
+  uint32_t id;
+  int state;
+  int shared; /* listening through the master */
+  const lc__conn_ops *ops;
+  lc__conn *conns;
+  size_t nconns;
+  uint64_t requests; /* handled, for the master's status */
+  char host[LC__CONTROL_ADDR_SIZE];
+  char addr[LC__CONTROL_ADDR_SIZE]; /* bound address */
+  int port;
+  int backlog;
+  uint32_t flags;
+  uint64_t timeout_ms; /* idle timeout for new connections, 0 = none */
+  void *data;          /* the binding's */
+  void (*on_listening)(lc__server *s, int status);
+  void (*on_closed)(lc__server *s); /* closing finished */
+  void (*on_free)(lc__server *s);   /* the binding lets go of s->data */
+  lc__server *next;
+};
+
+struct lc__conn {
+  lc__owner owner;
+  uv_tcp_t tcp;
+  lc__server *server; /* NULL once the server is gone */
+  lc__conn *prev, *next;
+  int reading;
+  int eof;
+  int closing;
+  int shutdown; /* a shutdown is queued or done */
+  uint64_t deadline_ms; /* 0: no timeout armed */
+  uint64_t timeout_ms;  /* inactivity timeout, re-armed on activity */
+  size_t pending_writes;
+  void *data; /* the protocol's */
+};
+
+/* Servers */
+lc__server *lc__server_new(lc_runtime *rt, const lc__conn_ops *ops,
+                           void *data);
+/*
+ * Starts listening. Returns 0 when listening now (no master: bound here),
+ * 1 when the master was asked (s->on_listening(s, status) follows from the
+ * loop), or a negative error.
+ */
+int lc__server_listen(lc__server *s, const char *host, int port, int backlog,
+                      uint32_t flags);
+/* Stops accepting; on_server_close goes to each connection; on_closed
+ * once the last connection is gone. */
+void lc__server_close(lc__server *s);
+/* Frees a server that is closed, or new (never listened). */
+void lc__server_free(lc__server *s);
+
+/* Connections */
+int lc__conn_write(lc__conn *c, const char *data, size_t len);
+/* Write then send FIN once the queue is empty. */
+void lc__conn_shutdown(lc__conn *c);
+void lc__conn_close(lc__conn *c);
+void lc__conn_pause(lc__conn *c);
+void lc__conn_resume(lc__conn *c);
+/* Arms (ms > 0) or clears the inactivity deadline. */
+void lc__conn_set_timeout(lc__conn *c, uint64_t ms);
+/* Pushes the deadline on activity. */
+void lc__conn_touch(lc__conn *c);
+int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port);
+size_t lc__conn_write_queue(const lc__conn *c);
+
+#endif

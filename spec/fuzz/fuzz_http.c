@@ -1,0 +1,233 @@
+/*
+ * fuzz_http.c - libFuzzer target for the HTTP reader and writer.
+ *
+ * The input is fed to a reader in pieces cut where its own bytes say, with
+ * callbacks that pause now and then; the reader must never consume more
+ * than it was given, must answer only with the statuses it promises, and
+ * must stay dead after an error. Then slices of the input become a header
+ * name and value for the writer, which must refuse them or write them
+ * without a bare CR or LF.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "http.h"
+
+#define MAX_PIECES 4
+
+typedef struct ctx {
+  const lc__http_limits *limits;
+  unsigned seed; /* decides which callbacks pause */
+  unsigned events;
+  int paused;
+  int in_request; /* between on_head and on_complete */
+} ctx;
+
+static int maybe_pause(ctx *c) {
+  c->events++;
+  c->paused = ((c->seed >> (c->events % 8)) & 1) != 0;
+  return c->paused;
+}
+
+static int on_head(void *arg, const lc__http_head *h) {
+  ctx *c = arg;
+  size_t i, j;
+
+  if (c->in_request || h->method == NULL || h->url_len == 0 ||
+      h->url_len > c->limits->max_url_size ||
+      h->nheaders > c->limits->max_headers)
+    abort();
+  for (i = 0; i < h->nheaders; i++)
+    for (j = 0; j < h->headers[i].name_len; j++)
+      if (h->headers[i].name[j] >= 'A' && h->headers[i].name[j] <= 'Z')
+        abort();
+  if (h->upgrade && h->keep_alive)
+    abort();
+  c->in_request = 1;
+  return maybe_pause(c);
+}
+
+static int on_body(void *arg, const char *data, size_t len) {
+  ctx *c = arg;
+
+  if (!c->in_request || len == 0 || data == NULL)
+    abort();
+  return maybe_pause(c);
+}
+
+static int on_complete(void *arg) {
+  ctx *c = arg;
+
+  if (!c->in_request)
+    abort();
+  c->in_request = 0;
+  return maybe_pause(c);
+}
+
+static const lc__http_reader_cb callbacks = {on_head, on_body, on_complete};
+
+static int status_is_promised(int status) {
+  return status == 400 || status == 413 || status == 414 || status == 431;
+}
+
+/* Feeds one piece, resuming after pauses; returns the status. */
+static int feed_piece(lc__http_reader *r, ctx *c, const char *p, size_t len) {
+  size_t n;
+  int status = 0, again;
+
+  while (len > 0) {
+    n = lc__http_reader_feed(r, p, len, &status);
+    if (n > len)
+      abort();
+    if (status != 0) {
+      if (!status_is_promised(status) || lc__http_reader_error(r) == NULL)
+        abort();
+      if (lc__http_reader_feed(r, p, len, &again) != 0 || again != status)
+        abort();
+      return status;
+    }
+    if (c->paused) {
+      c->paused = 0;
+      lc__http_reader_resume(r);
+    } else if (n != len) {
+      abort(); /* neither paused nor failed, yet bytes were left */
+    }
+    p += n;
+    len -= n;
+  }
+  return 0;
+}
+
+static void fuzz_reader(const uint8_t *data, size_t size) {
+  lc__http_limits limits;
+  lc__http_reader r;
+  size_t cuts[MAX_PIECES + 1], i, from;
+  ctx c;
+
+  lc__http_limits_init(&limits);
+  /* Small limits on some inputs, so every refusal is reachable. */
+  if (size > 0 && (data[0] & 1)) {
+    limits.max_header_size = 256;
+    limits.max_url_size = 64;
+    limits.max_headers = 4;
+    limits.max_body_size = 32;
+  }
+  memset(&c, 0, sizeof(c));
+  c.limits = &limits;
+  c.seed = size > 1 ? data[1] : 0;
+  lc__http_reader_init(&r, &limits, &callbacks, &c);
+
+  for (i = 0; i < MAX_PIECES; i++)
+    cuts[i] = size > 2 + i ? (size * data[2 + i]) / 256 : size;
+  cuts[MAX_PIECES] = size;
+  for (i = 1; i <= MAX_PIECES; i++) /* ascending */
+    if (cuts[i] < cuts[i - 1])
+      cuts[i] = cuts[i - 1];
+  from = 0;
+  for (i = 0; i <= MAX_PIECES; i++) {
+    if (feed_piece(&r, &c, (const char *)data + from, cuts[i] - from) != 0)
+      break;
+    from = cuts[i];
+  }
+  if (lc__http_reader_idle(&r) && lc__http_reader_in_head(&r))
+    abort();
+  lc__http_reader_free(&r);
+}
+
+/* No CR without LF after it, no LF without CR before it. */
+static int framing_ok(const char *s, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    if (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n'))
+      return 0;
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
+      return 0;
+  }
+  return 1;
+}
+
+/* "<hex size>\r\n<data>\r\n" and nothing else. */
+static int chunk_ok(const char *s, size_t n, const uint8_t *data, size_t size) {
+  size_t i, v = 0;
+
+  for (i = 0; i < n; i++) {
+    if (s[i] >= '0' && s[i] <= '9')
+      v = v * 16 + (size_t)(s[i] - '0');
+    else if (s[i] >= 'a' && s[i] <= 'f')
+      v = v * 16 + (size_t)(s[i] - 'a' + 10);
+    else
+      break;
+  }
+  return i > 0 && v == size && n == i + 2 + size + 2 &&
+         memcmp(s + i, "\r\n", 2) == 0 && memcmp(s + i + 2, data, size) == 0 &&
+         memcmp(s + n - 2, "\r\n", 2) == 0;
+}
+
+static void fuzz_writer(const uint8_t *data, size_t size) {
+  lc__http_response res;
+  lc__http_header h[2];
+  lc__buf out = LC__BUF_INIT;
+  size_t name_len, value_len;
+  char *line;
+  int rc;
+
+  if (size < 2)
+    return;
+  name_len = data[0] % 16 < size - 1 ? data[0] % 16 : size - 1;
+  value_len = size - 1 - name_len;
+  h[0].name = (const char *)data + 1;
+  h[0].name_len = name_len;
+  h[0].value = (const char *)data + 1 + name_len;
+  h[0].value_len = value_len;
+  h[1].name = "X-Fixed";
+  h[1].name_len = 7;
+  h[1].value = "1";
+  h[1].value_len = 1;
+
+  memset(&res, 0, sizeof(res));
+  res.status = 200 + data[0] % 8;
+  res.major = 1;
+  res.minor = data[size - 1] & 1;
+  res.keep_alive = (data[size - 1] >> 1) & 1;
+  res.head_request = (data[size - 1] >> 2) & 1;
+  res.content_length = (data[size - 1] & 8) ? (int64_t)size : -1;
+  rc = lc__http_write_head(&out, &res, h, 2);
+  if (rc == UV_EINVAL) {
+    if (out.len != 0)
+      abort();
+  } else if (rc == 0) {
+    if (!framing_ok(out.base, out.len))
+      abort();
+    if (out.len < 4 || memcmp(out.base + out.len - 4, "\r\n\r\n", 4) != 0)
+      abort();
+    /* The given header is there as one whole line. */
+    line = malloc(name_len + value_len + 5);
+    line[0] = '\n';
+    memcpy(line + 1, h[0].name, name_len);
+    memcpy(line + 1 + name_len, ": ", 2);
+    memcpy(line + 3 + name_len, h[0].value, value_len);
+    memcpy(line + 3 + name_len + value_len, "\r\n", 2);
+    if (memmem(out.base, out.len, line, name_len + value_len + 5) == NULL)
+      abort();
+    free(line);
+    if (res.no_body && res.chunked)
+      abort();
+  } else {
+    abort();
+  }
+
+  lc__buf_reset(&out);
+  if (lc__http_write_chunk(&out, (const char *)data, size) != 0 ||
+      !chunk_ok(out.base, out.len, data, size))
+    abort();
+  lc__buf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_reader(data, size);
+  fuzz_writer(data, size);
+  return 0;
+}

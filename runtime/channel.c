@@ -110,7 +110,10 @@ static void channel_read(lc__channel *ch) {
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
+      /* A peer that closed with our frames unread resets: still an end. */
+      if (errno == ECONNRESET)
+        channel_end(ch, UV_EOF, "closed by peer");
+      else if (errno != EAGAIN && errno != EWOULDBLOCK)
         channel_end(ch, uv_translate_sys_error(errno), "read failed");
       return;
     }
@@ -137,7 +140,10 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   lc__channel *ch = handle->data;
 
   if (status < 0) {
-    channel_end(ch, status, "poll failed");
+    /* libuv says EBADF for POLLERR: reading tells the real reason. */
+    channel_read(ch);
+    if (ch->state == LC__CHANNEL_OPEN)
+      channel_end(ch, status, "poll failed");
     return;
   }
   if (events & UV_READABLE)

@@ -115,10 +115,6 @@ static void listener_on_closed(uv_handle_t *handle) {
   listener_free(handle->data);
 }
 
-static void listener_owner_close(uv_handle_t *handle) {
-  uv_close(handle, listener_on_closed);
-}
-
 /* Unlinks and closes a listener: its socket goes when its handle does. */
 static void listener_close(lc_runtime *rt, lc__listener *l) {
   lc__listener **pp;
@@ -135,14 +131,18 @@ static void listener_close(lc_runtime *rt, lc__listener *l) {
     listener_free(l);
 }
 
+static void listener_owner_close(uv_handle_t *handle) {
+  listener_close(lc__rt, handle->data);
+}
+
 void lc__dispatch_close(lc_runtime *rt) {
-  /* The loop walk has closed the polls (freeing those listeners). */
+  /* The loop walk closed (and unlinked) the listeners with a poll; the
+   * rest are plain descriptors. */
   lc__listener *l = rt->dispatch ? rt->dispatch->listeners : NULL;
 
   while (l != NULL) {
     lc__listener *next = l->next;
-    if (!l->has_poll)
-      listener_free(l);
+    listener_free(l);
     l = next;
   }
   if (rt->dispatch != NULL && rt->dispatch->reserve_fd >= 0)
@@ -476,26 +476,29 @@ void lc__dispatch_listen(lc__worker *w, const lc__control *req) {
   }
 }
 
-/* Removes w's subscriptions (all of them, or only server_id's). Returns the
- * listeners left with no subscriber through *emptied (when asked). */
+/* Removes w's subscriptions (all of them, or only server_id's). A listener
+ * left with no subscriber closes (close_empty) or stops accepting. */
 static void remove_subs(lc__worker *w, int all, uint32_t server_id,
                         int close_empty) {
   lc_runtime *rt = w->rt;
   lc__listener *l, *next;
   size_t i;
+  int removed;
 
   if (rt->dispatch == NULL)
     return;
   for (l = rt->dispatch->listeners; l != NULL; l = next) {
     next = l->next;
+    removed = 0;
     for (i = 0; i < l->nsubs;) {
       if (l->subs[i].w == w && (all || l->subs[i].server_id == server_id)) {
         l->subs[i] = l->subs[--l->nsubs];
+        removed = 1;
         continue;
       }
       i++;
     }
-    if (l->nsubs == 0) {
+    if (removed && l->nsubs == 0) {
       if (close_empty)
         listener_close(rt, l);
       else

@@ -109,6 +109,15 @@ int lc_on_state(lc_runtime *rt, void (*hook)(lua_State *L, void *arg),
  */
 int lc_run(lc_runtime *rt);
 
+/*
+ * Talks to a running managed-mode master, as `luacluster status` does:
+ * argv is {"status"[, "--json"]}, {"reload"}, {"stop"} or {"scale", "N"}.
+ * The master is found by opts->control_path, else LUACLUSTER_CONTROL, else
+ * the control socket of opts->script, else the only one running. Prints
+ * the answer to stdout (errors to stderr); returns the exit code.
+ */
+int lc_command(const lc_options *opts, int argc, char **argv);
+
 /* Frees the runtime. */
 void lc_free(lc_runtime *rt);
 

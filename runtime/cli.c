@@ -11,6 +11,7 @@
 static void usage(FILE *out) {
   fprintf(out,
     "usage: luacluster [options] app.lua [args...]\n"
+    "       luacluster status [--json] | reload | stop | scale N  [app.lua]\n"
     "\n"
     "Runs app.lua. Without -w the script is the master: it forks its own\n"
     "workers with cluster.fork(). With -w the master runs no Lua and keeps\n"
@@ -30,6 +31,16 @@ static void usage(FILE *out) {
     "  --heartbeat-timeout MS  managed: restart a worker whose loop stops\n"
     "                          answering for MS\n"
     "  --max-message-size N    largest IPC message in bytes (64 MiB)\n"
+    "  --control PATH          managed: the control socket (default\n"
+    "                          /tmp/luacluster-UID/APP-HASH.sock)\n"
+    "\n"
+    "commands (to a running managed master, found by its app script, by\n"
+    "--control, or as the only one running):\n"
+    "  status [--json]         workers: id, pid, state, uptime, restarts,\n"
+    "                          RSS, CPU, requests\n"
+    "  reload                  zero-downtime rolling reload (as SIGUSR2)\n"
+    "  stop                    graceful stop (as SIGTERM)\n"
+    "  scale N                 run N workers from now on\n"
     "  -h, --help              this help\n"
     "  -v, --version           the version\n");
 }
@@ -108,6 +119,13 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
       }
       opts->sched_policy = val;
       i++;
+    } else if (!strcmp(a, "--control")) {
+      if (val == NULL) {
+        fprintf(stderr, "luacluster: --control needs a path\n");
+        return -1;
+      }
+      opts->control_path = val;
+      i++;
     } else if (!strcmp(a, "--wait-ready")) {
       opts->wait_ready = 1;
     } else if (!strcmp(a, "--kill-timeout") || !strcmp(a, "--listen-timeout") ||
@@ -138,11 +156,43 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
   return i;
 }
 
+static int is_command(const char *s) {
+  return !strcmp(s, "status") || !strcmp(s, "reload") || !strcmp(s, "stop") ||
+         !strcmp(s, "scale");
+}
+
+/* luacluster status [--json] | reload | stop | scale N  [app.lua] [--control P] */
+static int command(int argc, char **argv) {
+  lc_options opts;
+  char *args[2];
+  int n = 0, i;
+
+  lc_options_init(&opts);
+  args[n++] = argv[1];
+  for (i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--json") && n < 2)
+      args[n++] = argv[i];
+    else if (!strcmp(argv[i], "--control") && i + 1 < argc)
+      opts.control_path = argv[++i];
+    else if (!strcmp(argv[1], "scale") && n == 1)
+      args[n++] = argv[i];
+    else if (opts.script == NULL && argv[i][0] != '-')
+      opts.script = argv[i];
+    else {
+      fprintf(stderr, "luacluster %s: unexpected %s\n", argv[1], argv[i]);
+      return 1;
+    }
+  }
+  return lc_command(&opts, n, args);
+}
+
 int main(int argc, char **argv) {
   lc_options opts;
   lc_runtime *rt;
   int i, code, err;
 
+  if (argc > 1 && is_command(argv[1]) && getenv("LUACLUSTER_WORKER_ID") == NULL)
+    return command(argc, argv);
   lc_options_init(&opts);
   /* A worker is started as "luacluster app.lua args": the runtime reads
    * its real orders from the environment, so skip the flags. */

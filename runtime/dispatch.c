@@ -307,18 +307,13 @@ static void shed_connection(lc_runtime *rt, lc__listener *l) {
           "connection", l->key);
 }
 
-static void on_acceptable(uv_poll_t *handle, int status, int events) {
-  lc__listener *l = handle->data;
+/* Accepts and routes up to max waiting connections. */
+static void accept_batch(lc__listener *l, int max) {
   struct sockaddr_storage ss;
   socklen_t len;
   int i, fd;
 
-  (void)events;
-  if (status < 0) {
-    lc__log(LC__LOG_ERROR, "listener %s: %s", l->key, uv_strerror(status));
-    return;
-  }
-  for (i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+  for (i = 0; i < max; i++) {
     if (l->nsubs == 0) {
       listener_poll(l, 0); /* clients wait in the backlog */
       return;
@@ -338,6 +333,17 @@ static void on_acceptable(uv_poll_t *handle, int status, int events) {
     }
     route(l, fd, l->sched == LC__SCHED_STICKY ? client_hash(&ss) : 0);
   }
+}
+
+static void on_acceptable(uv_poll_t *handle, int status, int events) {
+  lc__listener *l = handle->data;
+
+  (void)events;
+  if (status < 0) {
+    lc__log(LC__LOG_ERROR, "listener %s: %s", l->key, uv_strerror(status));
+    return;
+  }
+  accept_batch(l, ACCEPTS_PER_WAKEUP);
 }
 
 /* Listening ------------------------------------------------------------------ */
@@ -541,5 +547,18 @@ void lc__dispatch_update_refs(lc_runtime *rt) {
       uv_ref((uv_handle_t *)&l->poll);
     else
       uv_unref((uv_handle_t *)&l->poll);
+  }
+}
+
+void lc__dispatch_stop(lc_runtime *rt) {
+  lc__listener *l;
+
+  if (rt->dispatch == NULL)
+    return;
+  while ((l = rt->dispatch->listeners) != NULL) {
+    /* Connections the kernel already completed are routed, not reset. */
+    if (l->has_poll && l->nsubs > 0)
+      accept_batch(l, 1 << 20);
+    listener_close(rt, l);
   }
 }

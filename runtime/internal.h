@@ -239,6 +239,9 @@ void lc__dispatch_worker_gone(lc__worker *w);
 void lc__dispatch_reroute(lc__worker *w, const lc__control *c, int fd);
 /* Workers alive changed: listeners keep the loop alive only with workers. */
 void lc__dispatch_update_refs(lc_runtime *rt);
+/* Managed stop: hand out the connections already waiting, then close every
+ * listening socket (clients are refused rather than left waiting). */
+void lc__dispatch_stop(lc_runtime *rt);
 int lc__sched_from_name(const char *name);
 const char *lc__sched_name(int sched);
 

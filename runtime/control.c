@@ -1,0 +1,475 @@
+/*
+ * control.c - the managed master's control socket, and the client side that
+ * `luacluster status|reload|stop|scale` use (lc_command()).
+ *
+ * The socket lives at /tmp/luacluster-<uid>/<app>-<hash>.sock (the hash is
+ * of the script's absolute path, so two apps named app.lua do not meet), or
+ * wherever --control / LUACLUSTER_CONTROL says. The protocol is one line in
+ * ("status", "status json", "reload", "stop", "scale N") and a reply whose
+ * first line is OK or ERR.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "manager.h"
+
+#define REQUEST_MAX 256
+
+struct lc__control_client {
+  lc__owner owner;
+  uv_pipe_t pipe;
+  lc__manager *m;
+  char line[REQUEST_MAX];
+  size_t len;
+  int replied;
+};
+
+/* Paths ---------------------------------------------------------------------- */
+
+static void control_dir(char *dir, size_t size) {
+  snprintf(dir, size, "/tmp/luacluster-%u", (unsigned)getuid());
+}
+
+int lc__control_default_path(const char *script_abs, char *path, size_t size) {
+  char dir[64], name[64];
+  const char *base = strrchr(script_abs, '/');
+  uint32_t h = 2166136261u;
+  const char *p;
+  size_t n;
+
+  for (p = script_abs; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  base = base ? base + 1 : script_abs;
+  n = strlen(base);
+  if (n > 4 && strcmp(base + n - 4, ".lua") == 0)
+    n -= 4;
+  if (n > 40)
+    n = 40;
+  snprintf(name, sizeof(name), "%.*s", (int)n, base);
+  control_dir(dir, sizeof(dir));
+  if ((size_t)snprintf(path, size, "%s/%s-%08x.sock", dir, name, h) >= size)
+    return UV_ENAMETOOLONG;
+  return 0;
+}
+
+/* Server ---------------------------------------------------------------------- */
+
+static void client_on_close(uv_handle_t *handle) {
+  lc__control_client *client = handle->data;
+
+  if (client->m->reload.waiter == client)
+    client->m->reload.waiter = NULL;
+  free(client);
+}
+
+static void client_close(lc__control_client *client) {
+  if (!uv_is_closing((uv_handle_t *)&client->pipe))
+    uv_close((uv_handle_t *)&client->pipe, client_on_close);
+}
+
+static void client_owner_close(uv_handle_t *handle) {
+  client_close(handle->data);
+}
+
+typedef struct lc__reply_req {
+  uv_write_t req;
+  lc__control_client *client;
+  char text[];
+} lc__reply_req;
+
+static void on_reply_written(uv_write_t *req, int status) {
+  lc__reply_req *r = (lc__reply_req *)req;
+
+  (void)status;
+  client_close(r->client);
+  free(r);
+}
+
+void lc__control_reply(lc__control_client *client, int ok, const char *text) {
+  size_t len = strlen(text);
+  lc__reply_req *r;
+  uv_buf_t buf;
+
+  if (client->replied)
+    return;
+  client->replied = 1;
+  if (client->m->reload.waiter == client)
+    client->m->reload.waiter = NULL;
+  r = malloc(sizeof(*r) + len + 8);
+  if (r == NULL) {
+    client_close(client);
+    return;
+  }
+  r->client = client;
+  len = (size_t)sprintf(r->text, "%s\n%s%s", ok ? "OK" : "ERR", text,
+                        len > 0 && text[len - 1] == '\n' ? "" : "\n");
+  buf = uv_buf_init(r->text, (unsigned)len);
+  if (uv_write(&r->req, (uv_stream_t *)&client->pipe, &buf, 1,
+               on_reply_written) != 0) {
+    free(r);
+    client_close(client);
+  }
+}
+
+static const char *worker_state(const lc__slot *slot, const lc__worker *w) {
+  if (slot != NULL && slot->incoming == w)
+    return "starting";
+  return lc__worker_state_name(w->state);
+}
+
+static void status_row(lc__buf *out, int json, const lc__slot *slot,
+                       const lc__worker *w, const lc__sample *s, uint64_t now,
+                       int *first) {
+  char row[512];
+  uint64_t up = now - w->started_ms;
+
+  if (json)
+    snprintf(row, sizeof(row),
+             "%s{\"id\":%d,\"instance\":%d,\"pid\":%d,\"state\":\"%s\","
+             "\"uptime_ms\":%llu,\"restarts\":%d,\"rss\":%zu,\"cpu\":%.1f,"
+             "\"requests\":%llu}",
+             *first ? "" : ",", w->id, w->instance, w->pid,
+             worker_state(slot, w), (unsigned long long)up,
+             slot ? slot->restarts : 0, s ? s->rss : 0,
+             s ? s->cpu_percent : 0.0, (unsigned long long)w->requests);
+  else
+    snprintf(row, sizeof(row), "%-6d %-8d %-8d %-14s %8.1fs %8d %8.1fM %6.1f%% "
+             "%10llu\n", w->id, w->instance, w->pid, worker_state(slot, w),
+             (double)up / 1000.0, slot ? slot->restarts : 0,
+             s ? (double)s->rss / 1048576.0 : 0.0, s ? s->cpu_percent : 0.0,
+             (unsigned long long)w->requests);
+  *first = 0;
+  lc__buf_puts(out, row);
+}
+
+static void reply_status(lc__control_client *client, int json) {
+  lc__manager *m = client->m;
+  uint64_t now = uv_now(&m->rt->loop);
+  lc__retiree *r;
+  lc__buf out = LC__BUF_INIT;
+  char head[256];
+  int i, first = 1;
+
+  if (json)
+    snprintf(head, sizeof(head),
+             "{\"master\":{\"pid\":%d,\"script\":\"%s\",\"uptime_ms\":%llu,"
+             "\"stopping\":%s,\"reloading\":%s},\"workers\":[",
+             (int)getpid(), m->rt->script,
+             (unsigned long long)((uv_hrtime() - m->rt->start_ns) / 1000000),
+             m->stopping ? "true" : "false",
+             m->reload.active ? "true" : "false");
+  else
+    snprintf(head, sizeof(head), "master pid %d, %s%s\n%-6s %-8s %-8s %-14s "
+             "%9s %8s %9s %7s %10s\n", (int)getpid(), m->rt->script,
+             m->stopping ? " (stopping)" : m->reload.active ? " (reloading)"
+                                                             : "",
+             "id", "instance", "pid", "state", "uptime", "restarts", "rss",
+             "cpu", "requests");
+  lc__buf_puts(&out, head);
+  for (i = 0; i < m->nslots; i++) {
+    lc__slot *slot = m->slots[i];
+    if (slot->w != NULL)
+      status_row(&out, json, slot, slot->w, &slot->sample, now, &first);
+    if (slot->incoming != NULL)
+      status_row(&out, json, slot, slot->incoming, &slot->incoming_sample,
+                 now, &first);
+  }
+  for (r = m->retirees; r != NULL; r = r->next)
+    status_row(&out, json, NULL, r->w, NULL, now, &first);
+  lc__buf_puts(&out, json ? "]}" : "");
+  lc__buf_append(&out, "", 1);
+  lc__control_reply(client, 1, lc__buf_data(&out));
+  lc__buf_free(&out);
+}
+
+static void handle_request(lc__control_client *client, char *line) {
+  lc__manager *m = client->m;
+  char text[128];
+  int n;
+
+  if (strcmp(line, "status") == 0 || strcmp(line, "status json") == 0) {
+    reply_status(client, line[6] == ' ');
+  } else if (strcmp(line, "reload") == 0) {
+    lc__manager_reload(m, client);
+  } else if (strcmp(line, "stop") == 0) {
+    lc__manager_stop(m, "luacluster stop");
+    lc__control_reply(client, 1, "stopping");
+  } else if (sscanf(line, "scale %d", &n) == 1) {
+    if (lc__manager_scale(m, n) == 0) {
+      snprintf(text, sizeof(text), "scaling to %d worker(s)", n);
+      lc__control_reply(client, 1, text);
+    } else {
+      lc__control_reply(client, 0, "scale wants a count from 1 to 4096");
+    }
+  } else {
+    snprintf(text, sizeof(text), "unknown command '%.64s'", line);
+    lc__control_reply(client, 0, text);
+  }
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  lc__control_client *client = handle->data;
+
+  (void)suggested;
+  buf->base = client->line + client->len;
+  buf->len = sizeof(client->line) - client->len - 1;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+  lc__control_client *client = stream->data;
+  char *nl;
+
+  (void)buf;
+  if (n < 0) {
+    client_close(client);
+    return;
+  }
+  client->len += (size_t)n;
+  client->line[client->len] = '\0';
+  nl = strchr(client->line, '\n');
+  if (nl == NULL) {
+    if (client->len >= sizeof(client->line) - 1)
+      lc__control_reply(client, 0, "request too long");
+    return;
+  }
+  *nl = '\0';
+  uv_read_stop(stream);
+  handle_request(client, client->line);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  lc__manager *m = server->data;
+  lc__control_client *client;
+
+  if (status < 0)
+    return;
+  client = calloc(1, sizeof(*client));
+  if (client == NULL)
+    return;
+  client->owner.close = client_owner_close;
+  client->m = m;
+  uv_pipe_init(&m->rt->loop, &client->pipe, 0);
+  client->pipe.data = client;
+  if (uv_accept(server, (uv_stream_t *)&client->pipe) != 0 ||
+      uv_read_start((uv_stream_t *)&client->pipe, on_alloc, on_read) != 0)
+    client_close(client);
+}
+
+/* A connected Unix socket to path, or -1. */
+static int connect_path(const char *path) {
+  struct sockaddr_un sa;
+  int fd;
+
+  if (strlen(path) >= sizeof(sa.sun_path))
+    return -1;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, strlen(path));
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Is something answering on path? */
+static int path_in_use(const char *path) {
+  int fd = connect_path(path);
+
+  if (fd < 0)
+    return 0;
+  close(fd);
+  return 1;
+}
+
+int lc__control_listen(lc__manager *m) {
+  lc_runtime *rt = m->rt;
+  char dir[64];
+  int err;
+
+  if (rt->opts.control_path != NULL)
+    snprintf(m->control_path, sizeof(m->control_path), "%s",
+             rt->opts.control_path);
+  else if (getenv("LUACLUSTER_CONTROL") != NULL)
+    snprintf(m->control_path, sizeof(m->control_path), "%s",
+             getenv("LUACLUSTER_CONTROL"));
+  else if (lc__control_default_path(rt->script, m->control_path,
+                                    sizeof(m->control_path)) != 0)
+    return UV_ENAMETOOLONG;
+  control_dir(dir, sizeof(dir));
+  mkdir(dir, 0700);
+  if (path_in_use(m->control_path)) {
+    lc__log(LC__LOG_WARN, "another master answers on %s: this one runs "
+            "without a control socket", m->control_path);
+    m->control_path[0] = '\0';
+    return UV_EADDRINUSE;
+  }
+  unlink(m->control_path); /* a stale one from a master that died */
+  uv_pipe_init(&rt->loop, &m->control, 0);
+  m->control.data = m;
+  err = uv_pipe_bind(&m->control, m->control_path);
+  if (err == 0) {
+    chmod(m->control_path, 0600);
+    err = uv_listen((uv_stream_t *)&m->control, 16, on_connection);
+  }
+  if (err) {
+    lc__log(LC__LOG_WARN, "no control socket at %s: %s", m->control_path,
+            uv_strerror(err));
+    uv_close((uv_handle_t *)&m->control, NULL);
+    m->control_path[0] = '\0';
+    return err;
+  }
+  uv_unref((uv_handle_t *)&m->control);
+  m->control_open = 1;
+  return 0;
+}
+
+void lc__control_close(lc__manager *m) {
+  if (!m->control_open)
+    return;
+  m->control_open = 0;
+  uv_close((uv_handle_t *)&m->control, NULL);
+  unlink(m->control_path);
+}
+
+/* Client (lc_command) --------------------------------------------------------- */
+
+/* The only socket in the control directory, if there is exactly one. */
+static int find_only_socket(char *path, size_t size) {
+  char dir[64];
+  struct dirent *e;
+  DIR *d;
+  int found = 0;
+
+  control_dir(dir, sizeof(dir));
+  d = opendir(dir);
+  if (d == NULL)
+    return 0;
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    char candidate[PATH_MAX];
+    if (n < 6 || strcmp(e->d_name + n - 5, ".sock") != 0)
+      continue;
+    snprintf(candidate, sizeof(candidate), "%s/%s", dir, e->d_name);
+    if (!path_in_use(candidate))
+      continue;
+    if (found++ == 0)
+      snprintf(path, size, "%s", candidate);
+    fprintf(stderr, "  %s\n", candidate);
+  }
+  closedir(d);
+  return found;
+}
+
+static int resolve_path(const lc_options *opts, char *path, size_t size) {
+  char real[PATH_MAX];
+  int n;
+
+  if (opts->control_path != NULL) {
+    snprintf(path, size, "%s", opts->control_path);
+    return 0;
+  }
+  if (getenv("LUACLUSTER_CONTROL") != NULL) {
+    snprintf(path, size, "%s", getenv("LUACLUSTER_CONTROL"));
+    return 0;
+  }
+  if (opts->script != NULL) {
+    if (realpath(opts->script, real) == NULL) {
+      fprintf(stderr, "luacluster: cannot open %s: %s\n", opts->script,
+              strerror(errno));
+      return -1;
+    }
+    return lc__control_default_path(real, path, size) == 0 ? 0 : -1;
+  }
+  n = find_only_socket(path, size);
+  if (n == 1)
+    return 0;
+  fprintf(stderr, n == 0 ? "luacluster: no running cluster found (is one "
+                           "started with -w?)\n"
+                         : "luacluster: several clusters run (above): name "
+                           "the app script\n");
+  return -1;
+}
+
+/* Sends one request line; returns the reply (malloc'd) or NULL. */
+static char *request(const char *path, const char *line, int timeout_ms) {
+  struct pollfd pfd;
+  lc__buf reply = LC__BUF_INIT;
+  char buf[4096];
+  ssize_t n;
+  int fd = connect_path(path);
+
+  if (fd < 0)
+    return NULL;
+  if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+    close(fd);
+    return NULL;
+  }
+  pfd.fd = fd;
+  pfd.events = POLLIN;
+  while (poll(&pfd, 1, timeout_ms) > 0) {
+    n = read(fd, buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    lc__buf_append(&reply, buf, (size_t)n);
+  }
+  close(fd);
+  lc__buf_append(&reply, "", 1);
+  return lc__buf_data(&reply);
+}
+
+int lc_command(const lc_options *opts, int argc, char **argv) {
+  char path[PATH_MAX], line[64];
+  const char *cmd = argc > 0 ? argv[0] : "";
+  char *reply, *text;
+  int json = argc > 1 && strcmp(argv[1], "--json") == 0, ok, i;
+
+  if (strcmp(cmd, "status") == 0)
+    snprintf(line, sizeof(line), json ? "status json\n" : "status\n");
+  else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
+    snprintf(line, sizeof(line), "%s\n", cmd);
+  else if (strcmp(cmd, "scale") == 0 && argc > 1 && atoi(argv[1]) > 0)
+    snprintf(line, sizeof(line), "scale %d\n", atoi(argv[1]));
+  else {
+    fprintf(stderr, "luacluster: usage: luacluster status [--json] | reload "
+                    "| stop | scale N  [app.lua]\n");
+    return 1;
+  }
+  if (resolve_path(opts, path, sizeof(path)) != 0)
+    return 1;
+  /* A reload waits for every worker to be replaced. */
+  reply = request(path, line, strcmp(cmd, "reload") == 0 ? 600000 : 10000);
+  if (reply == NULL || (reply[0] != 'O' && reply[0] != 'E')) {
+    fprintf(stderr, "luacluster: no answer from %s: %s\n", path,
+            reply == NULL ? strerror(errno) : "empty reply");
+    free(reply);
+    return 1;
+  }
+  ok = strncmp(reply, "OK\n", 3) == 0;
+  text = strchr(reply, '\n');
+  text = text ? text + 1 : reply;
+  fputs(text, ok ? stdout : stderr);
+  free(reply);
+  if (ok && strcmp(cmd, "stop") == 0) {
+    /* Stopped when the master is gone: its socket goes with it. */
+    for (i = 0; i < 600 && path_in_use(path); i++)
+      usleep(100000);
+    if (path_in_use(path)) {
+      fprintf(stderr, "luacluster: the master is still stopping\n");
+      return 1;
+    }
+    printf("stopped\n");
+  }
+  return ok ? 0 : 1;
+}

@@ -152,12 +152,15 @@ static void status_row(lc__buf *out, int json, const lc__slot *slot,
 
 static void reply_status(lc__control_client *client, int json) {
   lc__manager *m = client->m;
-  uint64_t now = uv_now(&m->rt->loop);
+  uint64_t now;
   lc__retiree *r;
   lc__buf out = LC__BUF_INIT;
   char head[256];
   int i, first = 1;
 
+  uv_update_time(&m->rt->loop);
+  now = uv_now(&m->rt->loop);
+  lc__manager_sample(m, now);
   if (json)
     snprintf(head, sizeof(head),
              "{\"master\":{\"pid\":%d,\"script\":\"%s\",\"uptime_ms\":%llu,"
@@ -366,7 +369,10 @@ static int find_only_socket(char *path, size_t size) {
       continue;
     if (found++ == 0)
       snprintf(path, size, "%s", candidate);
-    fprintf(stderr, "  %s\n", candidate);
+    else if (found == 2)
+      fprintf(stderr, "  %s\n  %s\n", path, candidate);
+    else
+      fprintf(stderr, "  %s\n", candidate);
   }
   closedir(d);
   return found;

@@ -400,6 +400,18 @@ static void sample(lc__worker *w, lc__sample *s, uint64_t now) {
   s->rss = rss;
 }
 
+void lc__manager_sample(lc__manager *m, uint64_t now) {
+  int i;
+
+  for (i = 0; i < m->nslots; i++) {
+    /* Too soon after the last sample says nothing about CPU. */
+    if (now - m->slots[i]->sample.at_ms >= 200)
+      sample(m->slots[i]->w, &m->slots[i]->sample, now);
+    if (now - m->slots[i]->incoming_sample.at_ms >= 200)
+      sample(m->slots[i]->incoming, &m->slots[i]->incoming_sample, now);
+  }
+}
+
 static void ping(lc__worker *w, uint64_t seq) {
   lc__control c;
 

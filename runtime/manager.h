@@ -70,6 +70,8 @@ struct lc__manager {
 void lc__manager_reload(lc__manager *m, lc__control_client *waiter);
 void lc__manager_stop(lc__manager *m, const char *why);
 int lc__manager_scale(lc__manager *m, int n);
+/* Reads every worker's RSS and CPU now (status wants fresh figures). */
+void lc__manager_sample(lc__manager *m, uint64_t now);
 
 /* control.c */
 int lc__control_listen(lc__manager *m);

@@ -73,7 +73,7 @@ end
 -- Signals: a listener for "SIGxxx" replaces the default action (as in Node);
 -- removing the last one restores it.
 local base_on, base_off = process.on, process.off
-local function is_signal(name) return type(name) == "string" and name:match("^SIG%u+$") end
+local function is_signal(name) return type(name) == "string" and name:match("^SIG[%u%d]+$") end
 
 local function on(name, fn)
   base_on(name, fn)

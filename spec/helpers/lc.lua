@@ -512,4 +512,66 @@ function Proc:port(timeout)
   return tonumber((self:wait_for("PORT (%d+)", timeout)))
 end
 
+-- Load --------------------------------------------------------------------------------
+
+local Load = {}
+Load.__index = Load
+
+-- Starts wrk against port (opts: seconds, connections, path, threads).
+-- load:result() waits for it and returns {requests=, errors={connect=,
+-- read=, write=, timeout=}, non2xx=, failed=} where failed counts every
+-- request that did not get a 2xx/3xx answer on a connection we had.
+function lc.load(port, opts)
+  opts = opts or {}
+  local argv = { "wrk", "-t" .. (opts.threads or 1), "-c" .. (opts.connections or 16),
+                 "-d" .. (opts.seconds or 3) .. "s", "--timeout", (opts.timeout or 5) .. "s",
+                 "http://127.0.0.1:" .. port .. (opts.path or "/") }
+  local p = lc.spawn(argv)
+  return setmetatable({ proc = p, seconds = opts.seconds or 3 }, Load)
+end
+
+function Load:result()
+  self.proc:wait_exit((self.seconds + 15) * 1000)
+  local out = self.proc:output()
+  local r = {
+    output = out,
+    requests = tonumber(out:match("(%d+) requests in")),
+    errors = { connect = 0, read = 0, write = 0, timeout = 0 },
+    non2xx = tonumber(out:match("Non%-2xx or 3xx responses: (%d+)")) or 0,
+  }
+  local c, rd, w, t = out:match("Socket errors: connect (%d+), read (%d+), write (%d+), timeout (%d+)")
+  if c then
+    r.errors = { connect = tonumber(c), read = tonumber(rd), write = tonumber(w), timeout = tonumber(t) }
+  end
+  assert(r.requests, "wrk printed no result:\n" .. out)
+  r.failed = r.errors.read + r.errors.write + r.errors.timeout + r.non2xx
+  return r
+end
+
+-- Starts n exact-counting clients (load_client.lua); the returned
+-- function waits for them and sums {ok=, lost=, refused=, output=}.
+function lc.clients(port, n, seconds, path)
+  local procs = {}
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+  for i = 1, n do
+    procs[i] = lc.spawn({ "luajit", here .. "/load_client.lua", tostring(port),
+                          tostring(seconds), path or "/" },
+                        { env = { LUA_PATH = here .. "/?.lua;;" } })
+  end
+  return function()
+    local sum = { ok = 0, lost = 0, refused = 0, output = "" }
+    for _, p in ipairs(procs) do
+      p:wait_exit((seconds + 20) * 1000)
+      local out = p:output()
+      local ok, lost, refused = out:match("RESULT ok (%d+) lost (%d+) refused (%d+)")
+      assert(ok, "a client printed no result:\n" .. out)
+      sum.ok = sum.ok + ok
+      sum.lost = sum.lost + lost
+      sum.refused = sum.refused + refused
+      sum.output = sum.output .. out
+    end
+    return sum
+  end
+end
+
 return lc

@@ -1,0 +1,591 @@
+/*
+ * test_channel.c - the IPC channel (channel.c) over a real socketpair and a
+ * real libuv loop: order across many iterations and partial writes,
+ * descriptor passing, a peer that writes garbage or goes away, the size
+ * limit, and when on_written runs. Every test closes every handle and ends
+ * with uv_loop_close() == 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "channel.h"
+#include "test.h"
+
+#define MAX_PAYLOAD (1024 * 1024)
+#define RECORDED 16
+
+/* One end: what its channel delivered and reported. */
+typedef struct peer {
+  lc__channel ch;
+  int check_seq; /* frames are numbered messages (make_message) */
+  uint32_t next_seq;
+  int bad_frames;
+  int frames;
+  int types[RECORDED];
+  int fds[RECORDED];
+  size_t lens[RECORDED];
+  lc__control controls[RECORDED];
+  char texts[RECORDED][32];
+  int closes, releases, close_err;
+  char reason[128];
+  int written_calls, written_in_send, in_send;
+  uint64_t written;
+  int unsent;
+  int unsent_fds[RECORDED];
+  lc__control unsent_controls[RECORDED];
+} peer;
+
+/* A loop with a ticking timer, so a wait never blocks past its deadline. */
+typedef struct harness {
+  uv_loop_t loop;
+  uv_timer_t tick;
+} harness;
+
+static void on_tick(uv_timer_t *t) { (void)t; }
+
+static void harness_init(harness *h) {
+  uv_loop_init(&h->loop);
+  uv_timer_init(&h->loop, &h->tick);
+  uv_timer_start(&h->tick, on_tick, 5, 5);
+}
+
+/* Closes the tick, runs what is left, and says whether the loop closed:
+ * any handle still open (a channel not released) makes this fail. */
+static int harness_close(harness *h) {
+  int i;
+
+  uv_close((uv_handle_t *)&h->tick, NULL);
+  for (i = 0; i < 100 && uv_run(&h->loop, UV_RUN_NOWAIT) != 0; i++)
+    ;
+  return uv_loop_close(&h->loop);
+}
+
+/* Runs the loop until cond holds or 20 s pass; checks cond. */
+#define RUN_UNTIL(h, cond)                                                     \
+  do {                                                                         \
+    uint64_t deadline_ = uv_hrtime() + 20000000000ull;                         \
+    while (!(cond) && uv_hrtime() < deadline_)                                 \
+      uv_run(&(h)->loop, UV_RUN_ONCE);                                         \
+    CHECK(cond);                                                               \
+  } while (0)
+
+/* Numbered messages: 4 bytes of sequence number, then bytes derived from
+ * it, in sizes from 4 bytes to over LC__CHANNEL_FLUSH_AT. */
+static size_t message_size(uint32_t seq) {
+  if (seq % 997 == 500)
+    return 300 * 1024 + seq % 100;
+  return 4 + (seq * 7919u) % 3000;
+}
+
+static void make_message(uint32_t seq, char *out, size_t len) {
+  size_t i;
+
+  out[0] = (char)(seq >> 24);
+  out[1] = (char)(seq >> 16);
+  out[2] = (char)(seq >> 8);
+  out[3] = (char)seq;
+  for (i = 4; i < len; i++)
+    out[i] = (char)(seq + i * 13);
+}
+
+static int message_ok(uint32_t seq, const char *p, size_t len) {
+  const unsigned char *u = (const unsigned char *)p;
+  size_t i;
+
+  if (len != message_size(seq) ||
+      ((uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
+       u[3]) != seq)
+    return 0;
+  for (i = 4; i < len; i++)
+    if (p[i] != (char)(seq + i * 13))
+      return 0;
+  return 1;
+}
+
+/* Callbacks ---------------------------------------------------------------- */
+
+static void peer_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
+  peer *p = ch->data;
+  int i = p->frames++;
+
+  if (i < RECORDED) {
+    p->types[i] = f->type;
+    p->fds[i] = fd;
+    p->lens[i] = f->payload_len;
+    if (f->payload_len == sizeof(lc__control))
+      memcpy(&p->controls[i], f->payload, sizeof(lc__control));
+    snprintf(p->texts[i], sizeof(p->texts[i]), "%.*s",
+             (int)(f->payload_len < 31 ? f->payload_len : 31), f->payload);
+  } else if (fd >= 0) {
+    close(fd);
+  }
+  if (p->check_seq) {
+    if (f->type != LC__FRAME_MESSAGE || fd != -1 ||
+        !message_ok(p->next_seq, f->payload, f->payload_len)) {
+      if (p->bad_frames++ == 0)
+        fprintf(stderr, "  frame %u is not the one expected\n", p->next_seq);
+    }
+    p->next_seq++;
+  }
+}
+
+static void peer_on_written(lc__channel *ch, uint64_t written) {
+  peer *p = ch->data;
+
+  p->written_calls++;
+  if (p->in_send)
+    p->written_in_send++;
+  p->written = written;
+}
+
+static void peer_on_unsent(lc__channel *ch, const lc__control *c, int fd) {
+  peer *p = ch->data;
+
+  if (p->unsent < RECORDED) {
+    p->unsent_fds[p->unsent] = fd;
+    p->unsent_controls[p->unsent] = *c;
+  }
+  p->unsent++;
+}
+
+static void peer_on_close(lc__channel *ch, int err, const char *reason) {
+  peer *p = ch->data;
+
+  p->closes++;
+  p->close_err = err;
+  snprintf(p->reason, sizeof(p->reason), "%s", reason ? reason : "(null)");
+}
+
+static void peer_on_release(lc__channel *ch) {
+  peer *p = ch->data;
+
+  p->releases++;
+}
+
+static const lc__channel_cb peer_cb = {peer_on_frame, peer_on_written,
+                                       peer_on_unsent, peer_on_close,
+                                       peer_on_release};
+
+/* Opens a channel on each end of a new socketpair. */
+static void open_pair(harness *h, peer *a, peer *b) {
+  int sv[2];
+
+  memset(a, 0, sizeof(*a));
+  memset(b, 0, sizeof(*b));
+  CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ_INT(lc__channel_open(&h->loop, &a->ch, sv[0], MAX_PAYLOAD, &peer_cb, a), 0);
+  CHECK_EQ_INT(lc__channel_open(&h->loop, &b->ch, sv[1], MAX_PAYLOAD, &peer_cb, b), 0);
+}
+
+/* Opens a channel on one end; the other is returned raw, for a test to
+ * write whatever bytes it likes. */
+static int open_with_raw_peer(harness *h, peer *a) {
+  int sv[2];
+
+  memset(a, 0, sizeof(*a));
+  CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ_INT(lc__channel_open(&h->loop, &a->ch, sv[0], MAX_PAYLOAD, &peer_cb, a), 0);
+  /* Non-blocking, so a check that reads it cannot hang the test. */
+  fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+  return sv[1];
+}
+
+static int send_text(peer *p, const char *text) {
+  int err;
+
+  p->in_send = 1;
+  err = lc__channel_send(&p->ch, LC__FRAME_MESSAGE, text, strlen(text), -1);
+  p->in_send = 0;
+  return err;
+}
+
+/* Frames in order -------------------------------------------------------- */
+
+#define ORDER_COUNT 10000
+#define ORDER_PER_TURN 40
+
+typedef struct pump {
+  uv_idle_t idle;
+  peer *from;
+  uint32_t sent;
+  int errors;
+  int partial_writes; /* sends that left bytes queued past FLUSH_AT */
+  char *scratch;
+} pump;
+
+/* Sends a few numbered messages each loop iteration. */
+static void on_pump(uv_idle_t *idle) {
+  pump *pu = idle->data;
+  int i;
+
+  for (i = 0; i < ORDER_PER_TURN && pu->sent < ORDER_COUNT; i++) {
+    size_t len = message_size(pu->sent);
+    make_message(pu->sent, pu->scratch, len);
+    pu->from->in_send = 1;
+    if (lc__channel_send(&pu->from->ch, LC__FRAME_MESSAGE, pu->scratch, len,
+                         -1) != 0)
+      pu->errors++;
+    pu->from->in_send = 0;
+    if (len >= LC__CHANNEL_FLUSH_AT && lc__channel_backlog(&pu->from->ch) > 0)
+      pu->partial_writes++;
+    pu->sent++;
+  }
+  if (pu->sent == ORDER_COUNT)
+    uv_idle_stop(idle);
+}
+
+static void pump_start(harness *h, pump *pu, peer *from) {
+  memset(pu, 0, sizeof(*pu));
+  pu->from = from;
+  pu->scratch = malloc(400 * 1024);
+  uv_idle_init(&h->loop, &pu->idle);
+  pu->idle.data = pu;
+  uv_idle_start(&pu->idle, on_pump);
+}
+
+static void frames_arrive_in_order_across_many_iterations(void) {
+  harness h;
+  peer a, b;
+  pump ab, ba;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  a.check_seq = b.check_seq = 1;
+  pump_start(&h, &ab, &a);
+  pump_start(&h, &ba, &b);
+
+  RUN_UNTIL(&h, a.next_seq == ORDER_COUNT && b.next_seq == ORDER_COUNT);
+  CHECK_EQ_INT(ab.errors + ba.errors, 0);
+  CHECK_EQ_INT(a.bad_frames, 0);
+  CHECK_EQ_INT(b.bad_frames, 0);
+  CHECK_EQ_INT(a.frames, ORDER_COUNT);
+  CHECK_EQ_INT(b.frames, ORDER_COUNT);
+  /* The big ones did not fit in the socket at once. */
+  CHECK(ab.partial_writes > 0);
+  CHECK(ba.partial_writes > 0);
+  CHECK_EQ_INT(a.written_in_send + b.written_in_send, 0);
+  CHECK_EQ_INT(a.closes + b.closes, 0);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(b.close_err, UV_EOF);
+  uv_close((uv_handle_t *)&ab.idle, NULL);
+  uv_close((uv_handle_t *)&ba.idle, NULL);
+  CHECK_EQ_INT(harness_close(&h), 0);
+  free(ab.scratch);
+  free(ba.scratch);
+}
+
+/* Descriptors ------------------------------------------------------------- */
+
+static lc__control connection_record(uint32_t server_id) {
+  lc__control c;
+
+  memset(&c, 0, sizeof(c));
+  c.cmd = LC__CTL_CONNECTION;
+  c.server_id = server_id;
+  return c;
+}
+
+static void handle_frames_carry_their_descriptors(void) {
+  harness h;
+  peer a, b;
+  static const int handle_at[3] = {1, 3, 4}; /* frames with a descriptor */
+  int pipes[3][2], i;
+  lc__control c;
+  char got[16];
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  for (i = 0; i < 3; i++)
+    CHECK_EQ_INT(pipe(pipes[i]), 0);
+
+  /* Messages and descriptors interleaved: each descriptor must arrive with
+   * its own frame, not with the bytes around it. */
+  send_text(&a, "m0");
+  c = connection_record(100);
+  CHECK_EQ_INT(lc__channel_send_control(&a.ch, &c, pipes[0][1]), 0);
+  send_text(&a, "m1");
+  c = connection_record(101);
+  CHECK_EQ_INT(lc__channel_send_control(&a.ch, &c, pipes[1][1]), 0);
+  c = connection_record(102);
+  CHECK_EQ_INT(lc__channel_send_control(&a.ch, &c, pipes[2][1]), 0);
+  send_text(&a, "m2");
+
+  RUN_UNTIL(&h, b.frames == 6);
+  CHECK_EQ_INT(b.types[0], LC__FRAME_MESSAGE);
+  CHECK_EQ_INT(b.types[1], LC__FRAME_HANDLE);
+  CHECK_EQ_INT(b.types[2], LC__FRAME_MESSAGE);
+  CHECK_EQ_INT(b.types[3], LC__FRAME_HANDLE);
+  CHECK_EQ_INT(b.types[4], LC__FRAME_HANDLE);
+  CHECK_EQ_INT(b.types[5], LC__FRAME_MESSAGE);
+  CHECK_EQ_STR(b.texts[2], "m1");
+  CHECK_EQ_INT(b.fds[0], -1);
+  CHECK_EQ_INT(b.fds[2], -1);
+  CHECK_EQ_INT(b.fds[5], -1);
+
+  for (i = 0; i < 3; i++) {
+    int k = handle_at[i], fd = b.fds[k];
+    char msg[16];
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+      continue;
+    CHECK_EQ_INT(b.controls[k].cmd, LC__CTL_CONNECTION);
+    CHECK_EQ_INT(b.controls[k].server_id, 100 + i);
+    /* Received close-on-exec: a worker's children do not inherit it. */
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    /* Written through the received copy, read on the original pipe. */
+    snprintf(msg, sizeof(msg), "via %d", i);
+    CHECK_EQ_INT(write(fd, msg, strlen(msg)), strlen(msg));
+    memset(got, 0, sizeof(got));
+    CHECK_EQ_INT(read(pipes[i][0], got, sizeof(got) - 1), strlen(msg));
+    CHECK_EQ_STR(got, msg);
+    /* The sender closed its copy once sent: this one was the last. */
+    close(fd);
+    CHECK_EQ_INT(read(pipes[i][0], got, sizeof(got)), 0);
+    close(pipes[i][0]);
+  }
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void unsent_handle_is_given_back_when_the_channel_ends(void) {
+  harness h;
+  peer a, b;
+  lc__control c = connection_record(7);
+  int p[2];
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  CHECK_EQ_INT(pipe(p), 0);
+  CHECK_EQ_INT(lc__channel_send_control(&a.ch, &c, p[1]), 0);
+  lc__channel_close(&a.ch, 0, "closing before the flush");
+
+  CHECK_EQ_INT(a.unsent, 1);
+  CHECK_EQ_INT(a.unsent_fds[0], p[1]);
+  CHECK_EQ_INT(a.unsent_controls[0].server_id, 7);
+  CHECK_EQ_INT(a.unsent_controls[0].cmd, LC__CTL_CONNECTION);
+  /* The callee owns it: still open. */
+  CHECK(fcntl(p[1], F_GETFD) != -1);
+  close(p[0]);
+  close(p[1]);
+
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(b.frames, 0);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+/* A peer that breaks the protocol -------------------------------------------- */
+
+static void garbage_from_peer_ends_with_eproto_once(void) {
+  harness h;
+  peer a;
+  int raw;
+  char good[LC__FRAME_HEADER_SIZE + 2], c;
+  static const char garbage[] = "GET / HTTP/1.1\r\n\r\n";
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  /* A good frame, then garbage where the next frame should start. */
+  lc__frame_header(good, LC__FRAME_MESSAGE, 2);
+  memcpy(good + LC__FRAME_HEADER_SIZE, "ok", 2);
+  CHECK_EQ_INT(write(raw, good, sizeof(good)), sizeof(good));
+  CHECK_EQ_INT(write(raw, garbage, sizeof(garbage) - 1), sizeof(garbage) - 1);
+
+  RUN_UNTIL(&h, a.closes > 0);
+  CHECK_EQ_INT(a.frames, 1);
+  CHECK_EQ_STR(a.texts[0], "ok");
+  CHECK_EQ_INT(a.close_err, UV_EPROTO);
+  CHECK_EQ_STR(a.reason, lc__frame_strerror(LC__FRAME_EMAGIC));
+  /* Disconnected: the peer sees the end. */
+  CHECK_EQ_INT(read(raw, &c, 1), 0);
+  /* Ended once: a later close or send does not end it again. */
+  lc__channel_close(&a.ch, 0, "again");
+  CHECK_EQ_INT(send_text(&a, "late"), UV_EPIPE);
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.closes, 1);
+  CHECK_EQ_INT(a.releases, 1);
+  close(raw);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void oversized_frame_from_peer_ends_with_eproto(void) {
+  harness h;
+  peer a;
+  int raw;
+  char header[LC__FRAME_HEADER_SIZE];
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  /* Refused on the header: the payload never has to come. */
+  lc__frame_header(header, LC__FRAME_MESSAGE, MAX_PAYLOAD + 1);
+  CHECK_EQ_INT(write(raw, header, sizeof(header)), sizeof(header));
+
+  RUN_UNTIL(&h, a.closes > 0);
+  CHECK_EQ_INT(a.frames, 0);
+  CHECK_EQ_INT(a.close_err, UV_EPROTO);
+  CHECK_EQ_STR(a.reason, lc__frame_strerror(LC__FRAME_ETOOBIG));
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.closes, 1);
+  close(raw);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void handle_frame_without_descriptor_ends_with_eproto(void) {
+  harness h;
+  peer a;
+  int raw;
+  lc__control c = connection_record(1);
+  char frame[LC__FRAME_HEADER_SIZE + sizeof(lc__control)];
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  lc__frame_header(frame, LC__FRAME_HANDLE, sizeof(c));
+  memcpy(frame + LC__FRAME_HEADER_SIZE, &c, sizeof(c));
+  CHECK_EQ_INT(write(raw, frame, sizeof(frame)), sizeof(frame));
+
+  RUN_UNTIL(&h, a.closes > 0);
+  CHECK_EQ_INT(a.frames, 0);
+  CHECK_EQ_INT(a.close_err, UV_EPROTO);
+  CHECK(strstr(a.reason, "descriptor") != NULL);
+  RUN_UNTIL(&h, a.releases == 1);
+  close(raw);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+/* The size limit --------------------------------------------------------------- */
+
+static void send_over_limit_is_emsgsize_and_the_channel_still_works(void) {
+  harness h;
+  peer a, b;
+  char *big = calloc(1, MAX_PAYLOAD + 1);
+  uint64_t queued;
+  int err;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  queued = a.ch.queued;
+  err = lc__channel_send(&a.ch, LC__FRAME_MESSAGE, big, MAX_PAYLOAD + 1, -1);
+  CHECK_EQ_INT(err, UV_EMSGSIZE);
+  CHECK_EQ_INT(a.ch.queued, queued); /* nothing of it was queued */
+  CHECK_EQ_INT(a.closes, 0);
+
+  CHECK_EQ_INT(send_text(&a, "after"), 0);
+  /* Exactly the limit still goes. */
+  memset(big, 'x', MAX_PAYLOAD);
+  CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_MESSAGE, big, MAX_PAYLOAD, -1),
+               0);
+  RUN_UNTIL(&h, b.frames == 2);
+  CHECK_EQ_STR(b.texts[0], "after");
+  CHECK_EQ_INT(b.lens[1], MAX_PAYLOAD);
+  CHECK_EQ_INT(a.closes + b.closes, 0);
+
+  lc__channel_close(&b.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+  free(big);
+}
+
+/* The end of the peer ----------------------------------------------------------- */
+
+static void raw_peer_closing_gives_eof(void) {
+  harness h;
+  peer a;
+  int raw;
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  close(raw);
+  RUN_UNTIL(&h, a.closes > 0);
+  CHECK_EQ_INT(a.close_err, UV_EOF);
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.closes, 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void closing_one_end_gives_the_other_eof(void) {
+  harness h;
+  peer a, b;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  /* What was written before the close still arrives before the EOF. */
+  send_text(&b, "last words");
+  RUN_UNTIL(&h, lc__channel_backlog(&b.ch) == 0);
+  lc__channel_close(&b.ch, 0, "bye");
+  CHECK_EQ_INT(b.closes, 1);
+  CHECK_EQ_INT(b.close_err, 0);
+  CHECK_EQ_STR(b.reason, "bye");
+
+  RUN_UNTIL(&h, a.closes > 0);
+  CHECK_EQ_INT(a.frames, 1);
+  CHECK_EQ_STR(a.texts[0], "last words");
+  CHECK_EQ_INT(a.close_err, UV_EOF);
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(a.closes, 1);
+  CHECK_EQ_INT(b.closes, 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+/* on_written ------------------------------------------------------------------ */
+
+static void on_written_reports_the_total_and_never_runs_inside_send(void) {
+  harness h;
+  peer a, b;
+  size_t big_len = 3 * LC__CHANNEL_FLUSH_AT; /* flushed inside the send */
+  char *big = malloc(big_len);
+  uint64_t total;
+  int calls;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  memset(big, 'b', big_len);
+  CHECK_EQ_INT(send_text(&a, "one"), 0);
+  a.in_send = 1;
+  CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_MESSAGE, big, big_len, -1), 0);
+  a.in_send = 0;
+  CHECK_EQ_INT(send_text(&a, "three"), 0);
+  total = 3 * LC__FRAME_HEADER_SIZE + 3 + big_len + 5;
+  CHECK_EQ_INT(a.ch.queued, total);
+  CHECK_EQ_INT(a.written_calls, 0);
+
+  RUN_UNTIL(&h, b.frames == 3 && a.written == total);
+  CHECK_EQ_INT(a.written, total);
+  CHECK_EQ_INT(a.ch.written, total);
+  CHECK_EQ_INT(a.written_in_send, 0);
+
+  /* A kick makes it run again, from the loop, with nothing new written. */
+  calls = a.written_calls;
+  lc__channel_kick(&a.ch);
+  CHECK_EQ_INT(a.written_calls, calls);
+  RUN_UNTIL(&h, a.written_calls > calls);
+  CHECK_EQ_INT(a.written, total);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+  free(big);
+}
+
+int main(void) {
+  RUN(frames_arrive_in_order_across_many_iterations);
+  RUN(handle_frames_carry_their_descriptors);
+  RUN(unsent_handle_is_given_back_when_the_channel_ends);
+  RUN(garbage_from_peer_ends_with_eproto_once);
+  RUN(oversized_frame_from_peer_ends_with_eproto);
+  RUN(handle_frame_without_descriptor_ends_with_eproto);
+  RUN(send_over_limit_is_emsgsize_and_the_channel_still_works);
+  RUN(raw_peer_closing_gives_eof);
+  RUN(closing_one_end_gives_the_other_eof);
+  RUN(on_written_reports_the_total_and_never_runs_inside_send);
+  TEST_EXIT();
+}

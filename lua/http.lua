@@ -157,14 +157,16 @@ local function send(self, chunk, finish)
     error("write after end", 3)
   end
   if chunk ~= nil and type(chunk) ~= "string" then chunk = tostring(chunk) end
+  -- http_write raises on a bad header: nothing is sent then, and _fail()
+  -- can still answer 500.
+  local ok = http_write(self._conn, self._seq, self.statusCode,
+                        self.statusMessage, self._h, chunk, finish)
   self.headersSent = true
   if finish then
     self.finished = true
     self.writableEnded = true
+    self:emit("finish")
   end
-  local ok = http_write(self._conn, self._seq, self.statusCode,
-                        self.statusMessage, self._h, chunk, finish)
-  if finish then self:emit("finish") end
   return ok
 end
 
@@ -208,7 +210,6 @@ local settings = {
 -- createServer options; they reach C at once.
 Server.__newindex = function(self, key, value)
   if settings[key] then
-    self._settings[key] = value
     self._handle:configure({ [key] = value })
   else
     rawset(self, key, value)
@@ -217,7 +218,7 @@ end
 
 local server_index = Server.__index
 Server.__index = function(self, key)
-  if settings[key] then return rawget(self, "_settings")[key] end
+  if settings[key] then return rawget(self, "_handle"):configure({})[key] end
   return server_index[key]
 end
 
@@ -241,7 +242,6 @@ end
 function http.createServer(opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end
   local self = net.Server.new("http", Server)
-  rawset(self, "_settings", {})
   for k, v in pairs(opts or {}) do
     if settings[k] then self[k] = v end
   end

@@ -107,7 +107,8 @@ static void opt_number(lua_State *L, const char *name, uint64_t *out) {
 }
 
 /* server:configure{keepAliveTimeout=, headersTimeout=, requestTimeout=,
- * maxHeaderSize=, maxUrlSize=, maxHeadersCount=, maxBodySize=} */
+ * maxHeaderSize=, maxUrlSize=, maxHeadersCount=, maxBodySize=} -> the
+ * settings after the change */
 int lc__http_server_configure(lua_State *L) {
   lc__server *s = lc__check_server(L, 1);
   lc__lserver *ls = s->data;
@@ -130,7 +131,23 @@ int lc__http_server_configure(lua_State *L) {
   opt_number(L, "maxHeadersCount", &v);
   cfg->limits.max_headers = (size_t)v;
   opt_number(L, "maxBodySize", &cfg->limits.max_body_size);
-  return 0;
+  /* The settings now, as Node's server fields read. */
+  lua_createtable(L, 0, 7);
+  lua_pushnumber(L, (lua_Number)cfg->keep_alive_timeout_ms);
+  lua_setfield(L, -2, "keepAliveTimeout");
+  lua_pushnumber(L, (lua_Number)cfg->headers_timeout_ms);
+  lua_setfield(L, -2, "headersTimeout");
+  lua_pushnumber(L, (lua_Number)cfg->request_timeout_ms);
+  lua_setfield(L, -2, "requestTimeout");
+  lua_pushnumber(L, (lua_Number)cfg->limits.max_header_size);
+  lua_setfield(L, -2, "maxHeaderSize");
+  lua_pushnumber(L, (lua_Number)cfg->limits.max_url_size);
+  lua_setfield(L, -2, "maxUrlSize");
+  lua_pushnumber(L, (lua_Number)cfg->limits.max_headers);
+  lua_setfield(L, -2, "maxHeadersCount");
+  lua_pushnumber(L, (lua_Number)cfg->limits.max_body_size);
+  lua_setfield(L, -2, "maxBodySize");
+  return 1;
 }
 
 /* Deadlines ------------------------------------------------------------------- */

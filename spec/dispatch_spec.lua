@@ -258,7 +258,6 @@ server:listen(port, "127.0.0.1", function() print("LISTENING_TOO") end)
       local cl = lc.start({ cluster_app() })
       local port = cl:port()
       local p = lc.start({ lc.write_app(HOG) }, { env = { TAKEN_PORT = port } })
-      p:wait_for("ERROR (%S+)")
       assert.are.equal("EADDRINUSE", (p:wait_for("ERROR (%S+)")))
       assert.are.equal(0, p:wait_exit(5000))
       assert.are.equal(0, p:count("LISTENING_TOO"))
@@ -334,32 +333,53 @@ if cluster.isMaster then
     n = n + 1
     if n == 2 then print("PORT " .. address.port) end
   end)
-  process.on("SIGHUP", function()
-    local w = cluster.workers[1]
-    w:disconnect()
-    print("DISCONNECTING pid=" .. w.process.pid)
+  -- the worker holding a slow request is the one to disconnect: it stays
+  -- alive, and busy (so not even its own unlisten reaches the master),
+  -- while that request runs
+  cluster.on("message", function(worker, msg)
+    if msg == "holding" then
+      setTimeout(function() -- the worker is busy by then
+        worker:disconnect()
+        print("DISCONNECTING pid=" .. worker.process.pid .. " state=" .. worker.state)
+      end, 200)
+    end
   end)
   cluster.on("exit", function(worker) print("EXITED pid=" .. worker.process.pid) end)
   cluster.fork()
   cluster.fork()
 else
-  local server = http.createServer(function(req, res) res:finish(tostring(process.pid)) end)
+  local server = http.createServer(function(req, res)
+    if req.url == "/hold" then
+      process.send("holding")
+      setTimeout(function() -- once the message is out
+        local t0 = os.clock()
+        while os.clock() - t0 < 2 do end
+        res:finish(tostring(process.pid))
+      end, 50)
+    else
+      res:finish(tostring(process.pid))
+    end
+  end)
   server:listen(0, "127.0.0.1")
 end
 ]]) })
     local port = p:port()
     assert.are.equal(2, #keys(spread(port, 10)))
-    assert.is_true(p:kill("SIGHUP"))
-    -- requests go on while the disconnect happens
-    lc.wait_until(function()
-      pid_of(port)
-      return p:output():match("DISCONNECTING pid=(%d+)")
-    end, 5000, "the disconnect")
-    local gone = tonumber(p:output():match("DISCONNECTING pid=(%d+)"))
+    local hold = assert(lc.connect(port))
+    hold:send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    local gone = tonumber((p:wait_for("DISCONNECTING pid=(%d+) state=disconnecting")))
     local seen = spread(port, 30)
     local got = keys(seen)
-    assert.are.equal(1, #got)
+    assert.are.same({ got[1] }, got)
     assert.are_not.equal(gone, got[1])
+    -- it was there to take them, and was not given any
+    assert.is_true(lc.alive(gone))
+    assert.are.equal(0, p:count("EXITED"))
+    -- its request in flight ends normally
+    local res = assert(hold:read_response(5000))
+    assert.are.equal(200, res.status)
+    assert.are.equal(gone, tonumber(res.body))
+    hold:close()
     p:wait_for("EXITED pid=" .. gone)
     assert.are.equal(20, spread(port, 20)[got[1]])
   end)

@@ -315,3 +315,20 @@ describe("http limits", function()
     end)
   end)
 end)
+
+describe("http server settings", function()
+  after_each(lc.cleanup)
+
+  it("reads back the defaults and what was set, with Node's field names", function()
+    local app = lc.write_app([[
+      local s = http.createServer({ maxBodySize = 2048 }, function(req, res) res:finish() end)
+      s.keepAliveTimeout = 1234
+      print("SETTINGS", s.keepAliveTimeout, s.headersTimeout, s.requestTimeout,
+            s.maxHeaderSize, s.maxUrlSize, s.maxHeadersCount, s.maxBodySize)
+    ]])
+    local p = lc.start({ app })
+    assert.are.same({ "1234", "60000", "300000", "16384", "8192", "100", "2048" },
+      { p:wait_for("SETTINGS\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t(%d+)") })
+    assert.are.equal(0, p:wait_exit())
+  end)
+end)

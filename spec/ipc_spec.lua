@@ -417,6 +417,45 @@ describe("IPC", function()
     assert.truthy(out:find("W1 DISCONNECT.*W1 EXIT"), "disconnect before exit:\n" .. out)
   end)
 
+  it("disconnects a worker that sends a well-framed message that is not JSON", function()
+    local p = lc.start({ app([[
+      if cluster.isMaster then
+        local w1, w2 = cluster.fork(), cluster.fork()
+        local online = 0
+        cluster.on("online", function()
+          online = online + 1
+          if online == 2 then w1:send("write bad json") end
+        end)
+        w1:on("disconnect", function() print("W1 DISCONNECT") end)
+        w1:on("exit", function(code)
+          print("W1 EXIT " .. tostring(code))
+          w2:send("ping")
+        end)
+        w2:on("message", function(m)
+          print("W2 SAYS " .. m)
+          w2:disconnect()
+        end)
+      else
+        local ffi = require("ffi")
+        ffi.cdef("long write(int fd, const void *buf, size_t n);")
+        process.on("message", function(m)
+          if m == "write bad json" then
+            local frame = "LC\1\0\0\0\0\5{bad}" -- a MESSAGE frame of 5 bytes
+            print("WROTE " .. tostring(tonumber(ffi.C.write(3, frame, #frame))))
+          else
+            process.send("pong from " .. cluster.worker.id)
+          end
+        end)
+      end
+    ]]) })
+    assert.are.equal("13", p:wait_for("WROTE (%d+)"))
+    p:wait_for("W1 DISCONNECT")
+    assert.are.equal("0", p:wait_for("W1 EXIT (%S+)"))
+    assert.are.equal("pong from 2", p:wait_for("W2 SAYS ([^\n]*)"))
+    assert.are.equal(0, p:wait_exit())
+    assert.truthy(p:output():find("%[master%][^\n]*worker 1[^\n]*not valid JSON"), p:output())
+  end)
+
   it("leaves no worker alive when the master is killed with SIGKILL", function()
     local p = lc.start({ app([[
       if cluster.isMaster then

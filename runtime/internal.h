@@ -86,6 +86,7 @@ struct lc_runtime {
   int exit_code;
   int exiting;       /* process.exit() or a fatal error: call no more Lua */
   int shutting_down; /* closing every handle before lua_close() */
+  int loop_closed;   /* lc__loop_shutdown() ran */
   uint64_t start_ns;
 
   lc__supervisor *sup;     /* master: the worker table */

@@ -24,6 +24,9 @@ static void walk_close(uv_handle_t *handle, void *arg) {
 void lc__loop_shutdown(lc_runtime *rt) {
   int i;
 
+  if (rt->loop_closed)
+    return;
+  rt->loop_closed = 1;
   rt->exiting = 1;
   rt->shutting_down = 1;
   for (i = 0; i < 100; i++) {

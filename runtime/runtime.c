@@ -309,6 +309,7 @@ int lc_run(lc_runtime *rt) {
     code = lc__manager_run(rt);
   else
     code = run_lua_role(rt);
+  lc__loop_shutdown(rt); /* if a role returned early */
   fflush(stdout);
   fflush(stderr);
   return code;

@@ -135,6 +135,7 @@ typedef struct lc__immediates {
   uv_idle_t idle;
   int runner_ref;
   int armed;
+  int open; /* handles not closed yet */
 } lc__immediates;
 
 static lc__immediates *immediates;
@@ -142,12 +143,13 @@ static lc__immediates *immediates;
 static void immediates_on_close(uv_handle_t *handle) {
   lc__immediates *im = handle->data;
 
-  if (handle == (uv_handle_t *)&im->idle) {
-    if (lc__rt->L != NULL)
-      lc__lua_unref(lc__rt->L, &im->runner_ref);
-    free(im);
-    immediates = NULL;
-  }
+  /* Two handles: the memory goes with the second. */
+  if (--im->open > 0)
+    return;
+  if (lc__rt->L != NULL)
+    lc__lua_unref(lc__rt->L, &im->runner_ref);
+  free(im);
+  immediates = NULL;
 }
 
 static void immediates_close(uv_handle_t *handle) {
@@ -193,6 +195,7 @@ static int immediates_arm(lua_State *L) {
     im->owner.close = immediates_close;
     uv_check_init(&lc__rt->loop, &im->check);
     uv_idle_init(&lc__rt->loop, &im->idle);
+    im->open = 2;
     im->check.data = im;
     im->idle.data = im;
     lua_pushvalue(L, 1);

@@ -53,10 +53,10 @@ end
 -- already sent to the master are flushed first.
 local exiting = false
 function process.exit(code)
-  code = code or process.exitCode or 0
+  if code ~= nil then process.exitCode = code end
+  code = process.exitCode or 0
   if not exiting then
     exiting = true
-    process.exitCode = code
     process:emit("exit", code)
   end
   core.exit(process.exitCode or code)
@@ -119,7 +119,8 @@ core.set_uncaught_handler(function(err, trace)
   return true
 end)
 
-core.set_exit_handler(function(phase)
+core.set_exit_handler(function(phase, code)
+  if code then process.exitCode = code end
   if phase == "beforeExit" then
     process:emit("beforeExit", process.exitCode or 0)
     return

@@ -48,39 +48,66 @@ timers.clearTimeout = clear
 timers.clearInterval = clear
 
 -- Immediates run after I/O in the iteration they were queued in, in order;
--- those queued while running wait for the next iteration (as in Node).
+-- those queued while running wait for the next iteration (as in Node). Only
+-- ref'd ones keep the process alive.
 local queue, head, tail = {}, 1, 0
+local refed = 0
 
 local Immediate = {}
 Immediate.__index = Immediate
-function Immediate:ref() return self end
-function Immediate:unref() return self end
-function Immediate:hasRef() return not self._cleared end
 
-local function run_immediates()
+local function settle(im)
+  if not im._done then
+    im._done = true
+    if im._ref then refed = refed - 1 end
+  end
+end
+
+function Immediate:ref()
+  if not self._done and not self._ref then
+    self._ref = true
+    refed = refed + 1
+    core.immediates_arm(timers._run, true)
+  end
+  return self
+end
+
+function Immediate:unref()
+  if not self._done and self._ref then
+    self._ref = false
+    refed = refed - 1
+    core.immediates_arm(timers._run, refed > 0)
+  end
+  return self
+end
+
+function Immediate:hasRef() return not self._done and self._ref end
+
+function timers._run()
   local last = tail
   while head <= last do
     local im = queue[head]
     queue[head] = nil
     head = head + 1
-    if not im._cleared then
-      im._cleared = true
+    if not im._done then
+      settle(im)
       im._fn()
     end
   end
-  return head <= tail
+  return head <= tail, refed > 0
 end
 
 function timers.setImmediate(fn, ...)
-  local im = setmetatable({ _fn = bind_args(fn, ...) }, Immediate)
+  local im = setmetatable({ _fn = bind_args(fn, ...), _ref = true }, Immediate)
   tail = tail + 1
   queue[tail] = im
-  core.immediates_arm(run_immediates)
+  refed = refed + 1
+  core.immediates_arm(timers._run, true)
   return im
 end
 
 function timers.clearImmediate(im)
-  if type(im) == "table" then im._cleared = true end
+  if type(im) == "table" and getmetatable(im) == Immediate then settle(im) end
 end
 
 return timers

@@ -122,6 +122,7 @@ int lc__lua_run_app(lc_runtime *rt);
 int lc__lua_call(lua_State *L, int nargs, int nresults);
 /* Sentinel error value process.exit() raises to unwind the Lua stack. */
 void lc__lua_push_exit_sentinel(lua_State *L);
+int lc__lua_is_exit_sentinel(lua_State *L, int idx);
 /* Ends the process's loop with code: no more Lua is called. */
 void lc__exit(lc_runtime *rt, int code);
 /* Pushes a registry ref (or nil for LUA_NOREF). */
@@ -143,6 +144,8 @@ void lc__core_net(lua_State *L);
 int lc__lua_loop_end(lc_runtime *rt);
 /* process.exitCode after the "exit" event, at a natural end. */
 int lc__lua_exit_code(lc_runtime *rt);
+/* Emits process "exit" with code (an uncaught error ends the process). */
+void lc__lua_exit_event(lc_runtime *rt, int code);
 /* The JSON codec every message goes through (json.c). */
 int lc__json_encode(lua_State *L, int idx, const char **out, size_t *len);
 int lc__json_decode(lua_State *L, const char *s, size_t len);

@@ -41,6 +41,22 @@ int lc__lua_exit_code(lc_runtime *rt) {
   return rt->exiting ? rt->exit_code : code;
 }
 
+void lc__lua_exit_event(lc_runtime *rt, int code) {
+  lua_State *L = rt->L;
+  int base = lua_gettop(L);
+
+  if (exit_handler_ref == LUA_NOREF)
+    return;
+  /* Not through lc__lua_call: an error here is only logged. */
+  lc__lua_push_ref(L, exit_handler_ref);
+  lua_pushliteral(L, "exit");
+  lua_pushinteger(L, code);
+  if (lua_pcall(L, 2, 0, 0) != 0 && !lc__lua_is_exit_sentinel(L, -1))
+    lc__log(LC__LOG_ERROR, "error in an exit listener: %s",
+            lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  lua_settop(L, base);
+}
+
 int lc__open_core(lua_State *L) {
   lua_newtable(L);
   lc__core_process(L);

@@ -21,7 +21,7 @@ void lc__lua_push_exit_sentinel(lua_State *L) {
   lua_pushlightuserdata(L, &exit_sentinel_key);
 }
 
-static int is_exit_sentinel(lua_State *L, int idx) {
+int lc__lua_is_exit_sentinel(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
          lua_touserdata(L, idx) == &exit_sentinel_key;
 }
@@ -40,10 +40,9 @@ void lc__lua_unref(lua_State *L, int *ref) {
 }
 
 void lc__exit(lc_runtime *rt, int code) {
-  if (!rt->exiting) {
-    rt->exiting = 1;
-    rt->exit_code = code;
-  }
+  /* The last word wins: process.exit(n) in an "exit" listener overrides. */
+  rt->exiting = 1;
+  rt->exit_code = code;
   uv_stop(&rt->loop);
 }
 
@@ -52,7 +51,7 @@ void lc__exit(lc_runtime *rt, int code) {
 static int traceback(lua_State *L) {
   const char *msg;
 
-  if (is_exit_sentinel(L, 1))
+  if (lc__lua_is_exit_sentinel(L, 1))
     return 1;
   lua_pushlightuserdata(L, &last_error_key);
   lua_pushvalue(L, 1);
@@ -89,7 +88,7 @@ static void report_error(lua_State *L) {
     lua_pushvalue(L, tb - 1); /* the traceback string */
     if (lua_pcall(L, 2, 1, tb) == 0) {
       handled = lua_toboolean(L, -1);
-    } else if (!is_exit_sentinel(L, -1)) {
+    } else if (!lc__lua_is_exit_sentinel(L, -1)) {
       lc__log(LC__LOG_ERROR, "error in uncaughtException handler: %s",
               lua_tostring(L, -1));
     }
@@ -97,7 +96,11 @@ static void report_error(lua_State *L) {
   lua_settop(L, tb - 1);
   if (!handled && !rt->exiting) {
     lc__log(LC__LOG_ERROR, "uncaught error: %s", trace ? trace : "?");
-    lc__exit(rt, 1);
+    /* As Node: "exit" listeners run, with code 1, then the process ends. */
+    rt->exit_code = 1;
+    lc__lua_exit_event(rt, 1);
+    if (!rt->exiting)
+      lc__exit(rt, 1);
   }
   lua_pushlightuserdata(L, &last_error_key);
   lua_pushnil(L);
@@ -118,7 +121,7 @@ int lc__lua_call(lua_State *L, int nargs, int nresults) {
   lua_remove(L, base);
   if (r == 0)
     return 0;
-  if (!is_exit_sentinel(L, -1))
+  if (!lc__lua_is_exit_sentinel(L, -1))
     report_error(L);
   lua_pop(L, 1);
   return -1;

@@ -55,6 +55,9 @@ static int timer_start(lua_State *L) {
   if (t->base.cb_ref == LUA_NOREF)
     return luaL_error(L, "timer:start needs a callback");
   lc__lhandle_pin(L, &t->base, 1);
+  /* Count from now, not from the start of this loop iteration: the Lua
+   * code that set the timer may have run for a while. */
+  uv_update_time(&lc__rt->loop);
   t->timeout = (uint64_t)ms;
   uv_timer_start(&t->timer, on_timer, t->timeout, (uint64_t)repeat);
   lua_settop(L, 1);
@@ -70,12 +73,23 @@ static int timer_stop(lua_State *L) {
   return 0;
 }
 
+/* The timer behind the userdata at idx, or NULL once it is closed: ref,
+ * unref and refresh on a cleared timer do nothing, as in Node. */
+static lc__timer *open_timer(lua_State *L, int idx) {
+  lc__lhandle **box = luaL_checkudata(L, idx, TIMER_MT);
+
+  if (*box == NULL || uv_is_closing((*box)->handle))
+    return NULL;
+  return (lc__timer *)*box;
+}
+
 /* timer:refresh(): starts the countdown again (Node's timeout.refresh()). */
 static int timer_refresh(lua_State *L) {
-  lc__timer *t = lc__lhandle_check(L, 1, TIMER_MT);
+  lc__timer *t = open_timer(L, 1);
 
-  if (t->base.cb_ref != LUA_NOREF) {
+  if (t != NULL && t->base.cb_ref != LUA_NOREF) {
     lc__lhandle_pin(L, &t->base, 1);
+    uv_update_time(&lc__rt->loop);
     uv_timer_start(&t->timer, on_timer, t->timeout,
                    uv_timer_get_repeat(&t->timer));
   }
@@ -96,17 +110,19 @@ static int timer_close(lua_State *L) {
 }
 
 static int timer_ref(lua_State *L) {
-  lc__timer *t = lc__lhandle_check(L, 1, TIMER_MT);
+  lc__timer *t = open_timer(L, 1);
 
-  uv_ref((uv_handle_t *)&t->timer);
+  if (t != NULL)
+    uv_ref((uv_handle_t *)&t->timer);
   lua_settop(L, 1);
   return 1;
 }
 
 static int timer_unref(lua_State *L) {
-  lc__timer *t = lc__lhandle_check(L, 1, TIMER_MT);
+  lc__timer *t = open_timer(L, 1);
 
-  uv_unref((uv_handle_t *)&t->timer);
+  if (t != NULL)
+    uv_unref((uv_handle_t *)&t->timer);
   lua_settop(L, 1);
   return 1;
 }
@@ -161,29 +177,41 @@ static void immediates_close(uv_handle_t *handle) {
   }
 }
 
+static void on_idle(uv_idle_t *handle) { (void)handle; }
+
+/* Keeps the loop from blocking (and alive) while ref'd immediates wait. */
+static void immediates_keep_alive(lc__immediates *im, int on) {
+  if (on)
+    uv_idle_start(&im->idle, on_idle);
+  else
+    uv_idle_stop(&im->idle);
+}
+
 static void on_check(uv_check_t *handle) {
   lc__immediates *im = handle->data;
   lua_State *L = lc__rt->L;
 
-  /* The runner returns whether immediates are still queued. */
+  /* The runner returns whether immediates are still queued, and whether
+   * any of those is ref'd. If one raised, the rest run next time. */
   lc__lua_push_ref(L, im->runner_ref);
-  if (lc__lua_call(L, 0, 1) == 0) {
-    int more = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (more)
-      return;
+  if (lc__lua_call(L, 0, 2) != 0)
+    return;
+  if (immediates == NULL || uv_is_closing((uv_handle_t *)&im->check)) {
+    lua_pop(L, 2);
+    return;
   }
-  if (immediates != NULL && !uv_is_closing((uv_handle_t *)&im->check)) {
+  if (lua_toboolean(L, -2)) {
+    immediates_keep_alive(im, lua_toboolean(L, -1));
+  } else {
     uv_check_stop(&im->check);
     uv_idle_stop(&im->idle);
     im->armed = 0;
   }
+  lua_pop(L, 2);
 }
 
-static void on_idle(uv_idle_t *handle) { (void)handle; }
-
-/* core.immediates_arm(runner): runner() runs each iteration until it
- * returns false. */
+/* core.immediates_arm(runner, keep_alive): runner() runs each iteration
+ * until it returns false; keep_alive says whether a ref'd one waits. */
 static int immediates_arm(lua_State *L) {
   lc__immediates *im = immediates;
 
@@ -195,6 +223,8 @@ static int immediates_arm(lua_State *L) {
     im->owner.close = immediates_close;
     uv_check_init(&lc__rt->loop, &im->check);
     uv_idle_init(&lc__rt->loop, &im->idle);
+    /* Only ref'd immediates (the idle handle) keep the loop alive. */
+    uv_unref((uv_handle_t *)&im->check);
     im->open = 2;
     im->check.data = im;
     im->idle.data = im;
@@ -205,8 +235,8 @@ static int immediates_arm(lua_State *L) {
   if (!im->armed) {
     im->armed = 1;
     uv_check_start(&im->check, on_check);
-    uv_idle_start(&im->idle, on_idle);
   }
+  immediates_keep_alive(im, lua_toboolean(L, 2));
   return 0;
 }
 

@@ -268,6 +268,20 @@ describe("cluster (master side)", function()
     assert.are.equal(0, p:wait_exit())
   end)
 
+  it("passes numbers and booleans in fork(env) as strings and leaves out what the master removed", function()
+    local p = run([[
+      if cluster.isMaster then
+        process.env.REMOVED_IN_MASTER = nil
+        cluster.fork({ A_NUMBER = 42, A_BOOLEAN = true })
+      else
+        print("WORKER ENV", process.env.A_NUMBER, process.env.A_BOOLEAN, process.env.REMOVED_IN_MASTER)
+        process.exit(0)
+      end
+    ]], nil, { env = { REMOVED_IN_MASTER = "still here" } })
+    assert.are.same({ "42", "true", "nil" }, { p:wait_for("WORKER ENV\t(%S+)\t(%S+)\t(%S+)") })
+    assert.are.equal(0, p:wait_exit())
+  end)
+
   it("runs setupMaster's exec with its args as the worker's process.argv and arg, and emits setup", function()
     local worker_src = [[
       print("OTHER SCRIPT", cluster.isWorker, process.argv[2]:match("[^/]+$"),
@@ -300,11 +314,29 @@ describe("cluster (master side)", function()
       if cluster.isMaster then
         cluster.fork()
       else
-        print("WORKER ARGS", table.concat(arg, ","), #process.argv)
+        print("WORKER ARGS", #arg, "[" .. table.concat(arg, "|") .. "]", #process.argv)
         process.exit(0)
       end
-    ]], { "alpha", "beta" })
-    assert.are.same({ "alpha,beta", "4" }, { p:wait_for("WORKER ARGS\t(%S+)\t(%d+)") })
+    ]], { "alpha", "--help", "", "two words", "-w" })
+    assert.are.same({ "5", "alpha|--help||two words|-w", "7" },
+                    { p:wait_for("WORKER ARGS\t(%d+)\t%[([^\n]*)%]\t(%d+)") })
+    assert.are.equal(0, p:wait_exit())
+  end)
+  it("merges successive setupMaster calls and also answers to setupPrimary", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.setupPrimary({ args = { "from-setup" } })
+        cluster.setupMaster({ silent = false })
+        print("SETTINGS", table.concat(cluster.settings.args, ","), cluster.settings.silent,
+              cluster.settings.exec == process.argv[2])
+        cluster.fork()
+      else
+        print("WORKER ARG", arg[1])
+        process.exit(0)
+      end
+    ]], { "from-command-line" })
+    assert.are.same({ "from-setup", "false", "true" }, { p:wait_for("SETTINGS\t(%S+)\t(%a+)\t(%a+)") })
+    assert.are.equal("from-setup", p:wait_for("WORKER ARG\t(%S+)"))
     assert.are.equal(0, p:wait_exit())
   end)
 
@@ -380,6 +412,113 @@ describe("cluster (master side)", function()
     p:wait_for("MASTER SAW DISCONNECT")
     assert.are.same({ "0", "nil", "true" }, { p:wait_for("EXIT\t(%S+)\t(%S+)\t(%S+)") })
     assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("refuses cluster.fork() in a worker", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.fork()
+      else
+        local ok, err = pcall(cluster.fork)
+        print("FORK IN WORKER", ok, err)
+        process.exit(0)
+      end
+    ]])
+    local ok, err = p:wait_for("FORK IN WORKER\t(%a+)\t([^\n]*)")
+    assert.are.equal("false", ok)
+    assert.is_truthy(err:find("only for the master", 1, true), err)
+    assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("delivers every message a worker sent before it called process.exit", function()
+    local p = run([[
+      if cluster.isMaster then
+        local got = 0
+        local w = cluster.fork()
+        w:on("message", function(msg) if msg.i == got + 1 then got = got + 1 end end)
+        w:on("exit", function(code) print("EXIT", code, got) end)
+      else
+        for i = 1, 200 do process.send({ i = i, pad = string.rep("x", 1000) }) end
+        process.exit(0)
+      end
+    ]])
+    assert.are.same({ "0", "200" }, { p:wait_for("EXIT\t(%d+)\t(%d+)") })
+    assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("reports a worker whose script throws at the top level as exit code 1", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.on("exit", function(w, code, signal)
+          print("EXIT", code, signal, w.exitedAfterDisconnect)
+        end)
+        cluster.fork()
+      else
+        error("worker failed while loading")
+      end
+    ]])
+    assert.are.same({ "1", "nil", "false" }, { p:wait_for("EXIT\t(%S+)\t(%S+)\t(%S+)") })
+    assert.is_truthy(p:output():find("worker failed while loading", 1, true))
+    assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("reports the process.exitCode a worker ends with", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.on("exit", function(w, code, signal) print("EXIT", code, signal) end)
+        cluster.fork()
+      else
+        process.exitCode = 6
+        cluster.worker:disconnect()
+      end
+    ]])
+    assert.are.same({ "6", "nil" }, { p:wait_for("EXIT\t(%S+)\t(%S+)") })
+    assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("calls cluster.disconnect(fn) even when there are no workers", function()
+    local p = run([[
+      cluster.disconnect(function() print("DISCONNECT DONE", next(cluster.workers)) end)
+      print("CALLED")
+    ]])
+    p:wait_for("CALLED\nDISCONNECT DONE\tnil\n")
+    assert.are.equal(0, p:wait_exit())
+  end)
+
+  it("takes its workers down when the master calls process.exit", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.fork()
+        cluster.fork()
+        cluster.on("online", function(w)
+          print("ONLINE", w.id, w.process.pid)
+          if w.id == 2 then setTimeout(function() process.exit(3) end, 10) end
+        end)
+      else
+        setInterval(function() end, 1000)
+      end
+    ]])
+    local pid1 = tonumber((p:wait_for("ONLINE\t1\t(%d+)")))
+    local pid2 = tonumber((p:wait_for("ONLINE\t2\t(%d+)")))
+    assert.are.equal(3, p:wait_exit())
+    for _, pid in ipairs({ pid1, pid2 }) do
+      lc.wait_until(function() return not lc.alive(pid) end, 2000, "worker " .. pid .. " to go")
+    end
+  end)
+
+  it("takes its workers down when the master is killed with SIGKILL", function()
+    local p = run([[
+      if cluster.isMaster then
+        cluster.fork()
+        cluster.on("online", function(w) print("ONLINE", w.id, w.process.pid) end)
+      else
+        setInterval(function() end, 1000)
+      end
+    ]])
+    local pid = tonumber((p:wait_for("ONLINE\t1\t(%d+)")))
+    p:kill("SIGKILL")
+    assert.are.same({ nil, "SIGKILL" }, { p:wait_exit() })
+    lc.wait_until(function() return not lc.alive(pid) end, 2000, "worker " .. pid .. " to go")
   end)
 
   it("brings one worker per CPU online when the master forks #os.cpus() workers", function()

@@ -18,7 +18,7 @@ local prelude = [[
 local function order_of(source)
   local p = run(prelude .. source)
   assert.are.equal(0, p:wait_exit())
-  return p:wait_for("ORDER\t([^\n]*)"), p
+  return (p:wait_for("ORDER\t([^\n]*)"))
 end
 
 describe("timers", function()
@@ -30,6 +30,21 @@ describe("timers", function()
       setTimeout(function() note("a") end, 1)
       setTimeout(function() note("b") end, 15)
     ]]))
+  end)
+
+  it("waits the full delay for a timeout set after slow work at the top level", function()
+    -- The script works for 100 ms before it sets a 50 ms timeout: the
+    -- timeout counts from when it was set, not from when the loop was made.
+    local p = run(prelude .. [[
+      local function ms(t) local d = process.hrtime(t) return d[1] * 1000 + d[2] / 1e6 end
+      local busy = process.hrtime()
+      repeat until ms(busy) >= 100
+      local set = process.hrtime()
+      setTimeout(function() note(("%d"):format(ms(set))) end, 50)
+    ]])
+    assert.are.equal(0, p:wait_exit())
+    local after = tonumber((p:wait_for("ORDER\t(%d+)")))
+    assert.is_true(after >= 49, "a 50 ms timeout fired " .. after .. " ms after it was set")
   end)
 
   it("runs timeouts with equal delays in the order they were set", function()
@@ -44,6 +59,23 @@ describe("timers", function()
         local a, b, c = ...
         note(a) note(b) note(c) note("n=" .. select("#", ...))
       end, 1, "x", nil, 3)
+    ]]))
+  end)
+
+  it("treats a missing, negative or non-number delay as 1 ms", function()
+    assert.are.equal("missing,negative,string", order_of([[
+      setTimeout(function() note("missing") end)
+      setTimeout(function() note("negative") end, -10)
+      setTimeout(function() note("string") end, "soon")
+    ]]))
+  end)
+
+  it("refuses a callback that is not a function", function()
+    assert.are.equal("setTimeout,setInterval,setImmediate", order_of([[
+      for _, name in ipairs({ "setTimeout", "setInterval", "setImmediate" }) do
+        local ok, err = pcall(_G[name], "not a function", 1)
+        if not ok and err:find("callback must be a function", 1, true) then note(name) end
+      end
     ]]))
   end)
 
@@ -137,6 +169,25 @@ describe("timers", function()
     ]]))
   end)
 
+  it("still runs the immediates queued after one that throws, when uncaughtException handles it", function()
+    assert.are.equal("first,caught,second,third", order_of([[
+      process.on("uncaughtException", function() note("caught") end)
+      setImmediate(function() note("first") error("immediate failed") end)
+      setImmediate(function() note("second") end)
+      setImmediate(function() note("third") end)
+    ]]))
+  end)
+
+  it("reports hasRef() false for an unref'd immediate, and true again after ref()", function()
+    assert.are.equal("false,true,ran", order_of([[
+      local im = setImmediate(function() note("ran") end)
+      im:unref()
+      note(im:hasRef())
+      im:ref()
+      note(im:hasRef())
+    ]]))
+  end)
+
   it("never runs an immediate cleared with clearImmediate", function()
     assert.are.equal("kept,also kept", order_of([[
       local dropped = setImmediate(function() note("dropped") end)
@@ -178,7 +229,37 @@ describe("timers", function()
       iv:unref()
       setTimeout(function() note("end") end, 60)
     ]])
-    assert.is_truthy(out:match("^tick,tick,.*end$"), out)
+    assert.is_truthy(out:match("^tick,tick,[tick,]*end"), out)
+  end)
+
+  it("reports hasRef() false for a cleared timer", function()
+    assert.are.equal("true,false", order_of([[
+      local t = setTimeout(function() note("fired") end, 10)
+      note(t:hasRef())
+      clearTimeout(t)
+      note(t:hasRef())
+    ]]))
+  end)
+
+  it("treats ref(), unref() and refresh() on a cleared timer as no-ops", function()
+    assert.are.equal("unref,ref,refresh,false,end", order_of([[
+      local t = setTimeout(function() note("cleared timer fired") end, 5)
+      clearTimeout(t)
+      for _, m in ipairs({ "unref", "ref", "refresh" }) do
+        local ok, err = pcall(t[m], t)
+        note(ok and m or (m .. " failed: " .. tostring(err)))
+      end
+      note(t:hasRef())
+      setTimeout(function() note("end") end, 30)
+    ]]))
+  end)
+
+  it("runs a timer that already fired again after refresh()", function()
+    assert.are.equal("fired,refreshed,fired", order_of([[
+      local t
+      t = setTimeout(function() note("fired") end, 5)
+      setTimeout(function() note("refreshed") t:refresh() end, 20)
+    ]]))
   end)
 
   it("starts the countdown again with refresh()", function()

@@ -129,6 +129,9 @@ void lc__exit(lc_runtime *rt, int code);
 void lc__lua_push_ref(lua_State *L, int ref);
 /* Unrefs *ref if set and clears it. */
 void lc__lua_unref(lua_State *L, int *ref);
+/* For core.set_*_handler(fn): keeps the function at 1 in *ref. */
+int lc__lua_set_handler(lua_State *L, int *ref);
+int lc__core_set_uncaught_handler(lua_State *L);
 
 /* lua_core.c ------------------------------------------------------------- */
 /* The "luacluster.core" module: primitives the Lua modules build on. */

@@ -459,20 +459,12 @@ static int core_connected(lua_State *L) {
   return 1;
 }
 
-static int set_handler(lua_State *L, int *ref) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lc__lua_unref(L, ref);
-  lua_pushvalue(L, 1);
-  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
-}
-
 static int set_cluster_handler(lua_State *L) {
-  return set_handler(L, &cluster_handler_ref);
+  return lc__lua_set_handler(L, &cluster_handler_ref);
 }
 
 static int set_channel_handler(lua_State *L) {
-  return set_handler(L, &channel_handler_ref);
+  return lc__lua_set_handler(L, &channel_handler_ref);
 }
 
 static int core_sched_policy(lua_State *L) {

@@ -10,11 +10,7 @@ static int exit_handler_ref = LUA_NOREF;
 /* core.set_exit_handler(fn): fn("beforeExit") when the loop runs dry,
  * fn("exit") -> exit code at the end. */
 static int set_exit_handler(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lc__lua_unref(L, &exit_handler_ref);
-  lua_pushvalue(L, 1);
-  exit_handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
+  return lc__lua_set_handler(L, &exit_handler_ref);
 }
 
 int lc__lua_loop_end(lc_runtime *rt) {

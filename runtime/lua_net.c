@@ -432,11 +432,7 @@ static int socket_gc(lua_State *L) {
 }
 
 static int set_net_handler(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lc__lua_unref(L, &net_handler_ref);
-  lua_pushvalue(L, 1);
-  net_handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
+  return lc__lua_set_handler(L, &net_handler_ref);
 }
 
 static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods,

@@ -160,14 +160,6 @@ static int core_log(lua_State *L) {
   return 0;
 }
 
-/* core.set_uncaught_handler(fn): fn(err, traceback) -> handled */
-static int core_set_uncaught_handler(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "luacluster.set_uncaught_handler");
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 0);
-  return 0;
-}
-
 void lc__core_process(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"pid", core_pid},       {"ppid", core_ppid},
@@ -177,7 +169,7 @@ void lc__core_process(lua_State *L) {
       {"rss", core_rss},       {"exit", core_exit},
       {"cpus", core_cpus},     {"hostname", core_hostname},
       {"log", core_log},
-      {"set_uncaught_handler", core_set_uncaught_handler},
+      {"set_uncaught_handler", lc__core_set_uncaught_handler},
       {NULL, NULL}};
   lc_runtime *rt = lc__rt;
   int i;

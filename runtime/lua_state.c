@@ -15,7 +15,7 @@ extern int luaopen_cjson(lua_State *L);
 /* Registry keys. */
 static char exit_sentinel_key;
 static char last_error_key;
-static char uncaught_key;
+static int uncaught_ref = LUA_NOREF;
 
 void lc__lua_push_exit_sentinel(lua_State *L) {
   lua_pushlightuserdata(L, &exit_sentinel_key);
@@ -37,6 +37,14 @@ void lc__lua_unref(lua_State *L, int *ref) {
   if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
     luaL_unref(L, LUA_REGISTRYINDEX, *ref);
   *ref = LUA_NOREF;
+}
+
+int lc__lua_set_handler(lua_State *L, int *ref) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lc__lua_unref(L, ref);
+  lua_pushvalue(L, 1);
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
 }
 
 void lc__exit(lc_runtime *rt, int code) {
@@ -80,8 +88,7 @@ static void report_error(lua_State *L) {
 
   lua_pushcfunction(L, traceback);
   tb = lua_gettop(L);
-  lua_pushlightuserdata(L, &uncaught_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  lc__lua_push_ref(L, uncaught_ref);
   if (lua_isfunction(L, -1) && !rt->exiting) {
     lua_pushlightuserdata(L, &last_error_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
@@ -127,12 +134,9 @@ int lc__lua_call(lua_State *L, int nargs, int nresults) {
   return -1;
 }
 
-static int core_set_uncaught_handler(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushlightuserdata(L, &uncaught_key);
-  lua_pushvalue(L, 1);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  return 0;
+/* core.set_uncaught_handler(fn): fn(err, traceback) -> handled */
+int lc__core_set_uncaught_handler(lua_State *L) {
+  return lc__lua_set_handler(L, &uncaught_ref);
 }
 
 /* package.preload loader for one bundled module (upvalue: its index). */
@@ -191,9 +195,6 @@ lua_State *lc__lua_open(lc_runtime *rt) {
   for (p = rt->preloads; p != NULL; p = p->next)
     set_preload(L, p->name, p->open);
   set_paths(L, rt->script_dir);
-
-  lua_pushcfunction(L, core_set_uncaught_handler);
-  lua_setfield(L, LUA_REGISTRYINDEX, "luacluster.set_uncaught_handler");
 
   /* The boot module makes the globals (process, cluster, timers, ...). */
   lua_getglobal(L, "require");

@@ -125,11 +125,7 @@ static int signal_unwatch(lua_State *L) {
 }
 
 static int set_signal_handler(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lc__lua_unref(L, &handler_ref);
-  lua_pushvalue(L, 1);
-  handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
+  return lc__lua_set_handler(L, &handler_ref);
 }
 
 /* core.kill(pid, name|number) */

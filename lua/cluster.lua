@@ -125,11 +125,8 @@ local function on_worker_event(worker, event, a, b)
     worker:emit("exit", a, b)
     cluster:emit("exit", worker, a, b)
   elseif event == "error" then
-    if worker:listenerCount("error") > 0 then
-      worker:emit("error", a)
-    else
-      core.log("warn", a)
-    end
+    -- the runtime has logged it; listeners may act on it
+    if worker:listenerCount("error") > 0 then worker:emit("error", a) end
   end
 end
 

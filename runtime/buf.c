@@ -12,16 +12,19 @@ int lc__buf_reserve(lc__buf *b, size_t extra) {
 
   if (b->cap - b->len >= extra)
     return 0;
-  /* Compacting is enough when the consumed front is large. */
-  if (b->off > 0 && b->cap - used >= extra && b->off >= used) {
+  need = used + extra;
+  /* Moving the data to the front is enough while it fills at most half:
+   * then each byte moves a bounded number of times. */
+  if (need <= b->cap && used <= b->cap / 2) {
     memmove(b->base, b->base + b->off, used);
     b->off = 0;
     b->len = used;
     return 0;
   }
-  need = used + extra;
+  /* Grow to twice what is needed, so a backlog that stays large does not
+   * reallocate (and copy) on every append. */
   cap = b->cap ? b->cap : 256;
-  while (cap < need)
+  while (cap < 2 * need)
     cap *= 2;
   if (b->off > 0) {
     p = malloc(cap);

@@ -14,7 +14,9 @@
 
 #define READ_CHUNK (64 * 1024)
 #define READS_PER_WAKEUP 16
-#define KEEP_INBUF_MAX (1024 * 1024)
+/* Buffers over this are freed once empty: a burst of big messages must not
+ * pin its memory, while steady traffic keeps its buffer. */
+#define KEEP_INBUF_MAX (4 * 1024 * 1024)
 
 static void channel_end(lc__channel *ch, int err, const char *reason);
 static int channel_flush(lc__channel *ch);

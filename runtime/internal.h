@@ -29,6 +29,7 @@
 #define LC__ENV_INSTANCE "LUACLUSTER_INSTANCE"
 #define LC__ENV_SCHED "LUACLUSTER_SCHED_POLICY"
 #define LC__ENV_WORKERS "LUACLUSTER_WORKERS"
+#define LC__ENV_MAX_MESSAGE "LUACLUSTER_MAX_MESSAGE_SIZE"
 
 /* The descriptor a worker finds its channel on. */
 #define LC__CHANNEL_CHILD_FD 3
@@ -152,6 +153,7 @@ void lc__lua_exit_event(lc_runtime *rt, int code);
 /* The JSON codec every message goes through (json.c). */
 int lc__json_encode(lua_State *L, int idx, const char **out, size_t *len);
 int lc__json_decode(lua_State *L, const char *s, size_t len);
+void lc__json_free(void);
 
 /* supervisor.c ----------------------------------------------------------- */
 typedef struct lc__worker lc__worker;

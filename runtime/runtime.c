@@ -222,6 +222,9 @@ static int setup(lc_runtime *rt) {
     rt->instance = instance ? atoi(instance) : -1;
     if (getenv(LC__ENV_EXEC) != NULL)
       script = getenv(LC__ENV_EXEC);
+    /* Both ends of a channel must agree on the limit. */
+    if (getenv(LC__ENV_MAX_MESSAGE) != NULL)
+      rt->opts.max_message_size = strtoull(getenv(LC__ENV_MAX_MESSAGE), NULL, 10);
     if (argc != NULL && worker_args_from_cmdline(rt, atoi(argc)) != 0)
       return -1;
   } else if (rt->opts.workers != 0) {
@@ -284,6 +287,7 @@ static int run_lua_role(lc_runtime *rt) {
     lua_close(rt->L);
     rt->L = NULL;
   }
+  lc__json_free();
   lc__wside_close(rt);
   lc__dispatch_close(rt);
   lc__supervisor_close(rt);

@@ -150,7 +150,8 @@ static void worker_on_close(lc__channel *ch, int err, const char *reason) {
   if (w->state < LC__W_DISCONNECTED)
     w->state = LC__W_DISCONNECTED;
   lc__dispatch_worker_gone(w);
-  if (err != 0 && err != UV_EOF) {
+  /* A worker that died with our writes pending shows as EPIPE: an end. */
+  if (err != 0 && err != UV_EOF && err != UV_EPIPE && err != UV_ECONNRESET) {
     lc__log(LC__LOG_WARN, "worker %d (pid %d): channel closed: %s (%s)",
             w->id, w->pid, reason, uv_err_name(err));
     if (w->ev->on_error && !w->rt->shutting_down)
@@ -207,7 +208,8 @@ static void on_process_exit(uv_process_t *proc, int64_t status, int signum) {
 static int is_worker_var(const char *kv) {
   static const char *names[] = {LC__ENV_WORKER_ID, LC__ENV_CHANNEL_FD,
                                 LC__ENV_MASTER_PID, LC__ENV_EXEC,
-                                LC__ENV_ARGC, LC__ENV_INSTANCE};
+                                LC__ENV_ARGC, LC__ENV_INSTANCE,
+                                LC__ENV_MAX_MESSAGE};
   size_t i, n;
 
   for (i = 0; i < LC__ARRAY_SIZE(names); i++) {
@@ -222,14 +224,14 @@ static int is_worker_var(const char *kv) {
  * variables it carried, plus this worker's. Strings in `own` are freed by
  * the caller. */
 static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
-                         char own[6][512]) {
+                         char own[7][512]) {
   char **src = spec->env ? spec->env : environ;
   char **env;
   size_t n = 0, i, k = 0;
 
   while (src[n] != NULL)
     n++;
-  env = calloc(n + 7, sizeof(char *));
+  env = calloc(n + 8, sizeof(char *));
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++)
@@ -239,8 +241,10 @@ static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
   snprintf(own[1], 512, "%s=%d", LC__ENV_CHANNEL_FD, LC__CHANNEL_CHILD_FD);
   snprintf(own[2], 512, "%s=%d", LC__ENV_MASTER_PID, (int)getpid());
   snprintf(own[3], 512, "%s=%d", LC__ENV_ARGC, spec->nargs);
-  snprintf(own[4], 512, "%s=%d", LC__ENV_INSTANCE, spec->instance);
-  for (i = 0; i < 5; i++)
+  snprintf(own[4], 512, "%s=%zu", LC__ENV_MAX_MESSAGE,
+           w->rt->opts.max_message_size);
+  snprintf(own[5], 512, "%s=%d", LC__ENV_INSTANCE, spec->instance);
+  for (i = 0; i < 6; i++)
     env[k++] = own[i];
   if (spec->instance < 0)
     k--; /* only managed workers have an instance number */
@@ -253,7 +257,7 @@ int lc__worker_spawn(lc_runtime *rt, const lc__worker_spec *spec,
                      lc__worker **out) {
   uv_process_options_t opts;
   uv_stdio_container_t stdio[4];
-  char own[6][512];
+  char own[7][512];
   char *exec_var = NULL;
   char **env = NULL, **args = NULL;
   lc__worker *w;

@@ -282,6 +282,33 @@ static void frames_arrive_in_order_across_many_iterations(void) {
   free(ba.scratch);
 }
 
+static void frame_written_a_byte_at_a_time_arrives_whole(void) {
+  harness h;
+  peer a;
+  int raw;
+  size_t i;
+  char frame[LC__FRAME_HEADER_SIZE + 5];
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  lc__frame_header(frame, LC__FRAME_MESSAGE, 5);
+  memcpy(frame + LC__FRAME_HEADER_SIZE, "whole", 5);
+  for (i = 0; i < sizeof(frame); i++) {
+    CHECK_EQ_INT(a.frames, 0);
+    CHECK_EQ_INT(write(raw, frame + i, 1), 1);
+    /* Until the channel has read this byte. */
+    RUN_UNTIL(&h, lc__buf_size(&a.ch.in) == i + 1 || a.frames == 1);
+  }
+  CHECK_EQ_INT(a.frames, 1);
+  CHECK_EQ_STR(a.texts[0], "whole");
+  CHECK_EQ_INT(a.closes, 0);
+
+  close(raw);
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.close_err, UV_EOF);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
 /* Descriptors ------------------------------------------------------------- */
 
 static lc__control connection_record(uint32_t server_id) {
@@ -578,6 +605,7 @@ static void on_written_reports_the_total_and_never_runs_inside_send(void) {
 
 int main(void) {
   RUN(frames_arrive_in_order_across_many_iterations);
+  RUN(frame_written_a_byte_at_a_time_arrives_whole);
   RUN(handle_frames_carry_their_descriptors);
   RUN(unsent_handle_is_given_back_when_the_channel_ends);
   RUN(garbage_from_peer_ends_with_eproto_once);

@@ -11,7 +11,8 @@
 -- (remoteAddress, remotePort); events "data", "end", "aborted".
 -- res: statusCode, statusMessage, setHeader, getHeader, hasHeader,
 -- removeHeader, getHeaders, writeHead(status[, message][, headers]),
--- write(chunk), finish([chunk]) (also res["end"]), headersSent, finished.
+-- write(chunk) (false once 16 KiB wait to be sent: then "drain"),
+-- finish([chunk]) (also res["end"]), headersSent, finished.
 --
 -- A handler that raises an error answers its client 500 (or drops the
 -- connection when the head already went out), logs the traceback, and the
@@ -159,15 +160,15 @@ local function send(self, chunk, finish)
   if chunk ~= nil and type(chunk) ~= "string" then chunk = tostring(chunk) end
   -- http_write raises on a bad header: nothing is sent then, and _fail()
   -- can still answer 500.
-  local ok = http_write(self._conn, self._seq, self.statusCode,
-                        self.statusMessage, self._h, chunk, finish)
+  local ok, below = http_write(self._conn, self._seq, self.statusCode,
+                               self.statusMessage, self._h, chunk, finish, self)
   self.headersSent = true
   if finish then
     self.finished = true
     self.writableEnded = true
     self:emit("finish")
   end
-  return ok
+  return ok and below
 end
 
 function ServerResponse:write(chunk)
@@ -179,6 +180,11 @@ function ServerResponse:finish(chunk)
   return self
 end
 ServerResponse["end"] = ServerResponse.finish
+
+-- C tells a response "drain" once what write() buffered has gone out.
+function ServerResponse:_native(event)
+  if event == "drain" then self:emit("drain") end
+end
 
 -- A handler failed: 500 if nothing went out yet, else drop the connection.
 function ServerResponse:_fail()

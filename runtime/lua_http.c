@@ -28,6 +28,7 @@
 #define CONN_MT "luacluster.HttpConn"
 #define DRAIN_GRACE_MS 1000
 #define STACK_HEADERS 32
+#define HIGH_WATER_MARK (16 * 1024)
 
 typedef struct lc__http_server {
   lc__http_limits limits;
@@ -47,6 +48,7 @@ struct lc__hconn {
   lc__hconn **box; /* the HttpConn userdata's slot */
   int ud_ref;      /* the HttpConn userdata, for the connection's life */
   int req_ref;     /* the request object while its body streams */
+  int drain_ref;   /* the response waiting for "drain" */
   uint32_t seq;    /* the request being answered */
   int in_read;     /* inside on_read: flush at its end */
   int busy;        /* a request is being answered */
@@ -452,6 +454,7 @@ static void http_on_open(lc__conn *c) {
   h->cfg = ls->proto;
   h->ud_ref = LUA_NOREF;
   h->req_ref = LUA_NOREF;
+  h->drain_ref = LUA_NOREF;
   lc__http_reader_init(&h->reader, &h->cfg->limits, &reader_cb, h);
   c->data = h;
   if (c->server->state == LC__SERVER_CLOSING)
@@ -507,7 +510,17 @@ static void http_on_timeout(lc__conn *c) {
   lc__conn_close(c);
 }
 
-static void http_on_drain(lc__conn *c) { (void)c; }
+static void http_on_drain(lc__conn *c) {
+  lc__hconn *h = c->data;
+  int ref;
+
+  if (h == NULL || h->drain_ref == LUA_NOREF)
+    return;
+  ref = h->drain_ref;
+  h->drain_ref = LUA_NOREF;
+  lc__net_emit(ref, "drain", 0, 0);
+  luaL_unref(lc__rt->L, LUA_REGISTRYINDEX, ref);
+}
 
 static void http_on_server_close(lc__conn *c) {
   lc__hconn *h = c->data;
@@ -543,6 +556,7 @@ static void http_on_close(lc__conn *c) {
     if (h->req_ref != LUA_NOREF && !lc__rt->shutting_down)
       lc__net_emit(h->req_ref, "aborted", 0, 0);
     lc__lua_unref(L, &h->req_ref);
+    lc__lua_unref(L, &h->drain_ref);
     lc__lua_unref(L, &h->ud_ref);
   }
   lc__http_reader_free(&h->reader);
@@ -604,9 +618,11 @@ static int collect_headers(lua_State *L, int idx, lc__http_header *out,
 }
 
 /*
- * core.http_write(conn, seq, status, reason, headers, chunk, finish) -> ok
+ * core.http_write(conn, seq, status, reason, headers, chunk, finish, res)
+ *   -> ok, below
  * Writes the head (first time), a body chunk, and with finish the end of the
- * response. ok is false when the connection is gone or moved on.
+ * response. ok is false when the connection is gone or moved on; below is
+ * false when more than 16 KiB waits to be sent: then res gets "drain".
  */
 static int http_write(lua_State *L) {
   lc__hconn *h = check_conn(L, 1);
@@ -662,10 +678,20 @@ static int http_write(lua_State *L) {
       lc__http_write_last_chunk(&h->out);
     hconn_response_done(h);
   }
-  if (!h->in_read)
+  /* Batched until the end of the read, unless a body streams out. */
+  if (!h->in_read || lc__buf_size(&h->out) >= HIGH_WATER_MARK)
     hconn_flush(h);
   lua_pushboolean(L, 1);
-  return 1;
+  if (!finish && !h->c->closing &&
+      lc__conn_write_queue(h->c) >= HIGH_WATER_MARK && lua_istable(L, 8)) {
+    lc__lua_unref(L, &h->drain_ref);
+    lua_pushvalue(L, 8);
+    h->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+  } else {
+    lua_pushboolean(L, 1);
+  }
+  return 2;
 }
 
 /* core.http_destroy(conn): drop the connection (a handler failed after its

@@ -386,4 +386,32 @@ describe("http server", function()
     local msg = p:wait_for("WRITE_AFTER_END false ([^\n]*)")
     assert.is_truthy(msg:find("write after end", 1, true))
   end)
+
+  it("signals backpressure: write returns false past 16 KiB buffered, then drain", function()
+    local p = lc.start({ lc.write_app([[
+      local chunk = ("x"):rep(65536)
+      local s = http.createServer(function(req, res)
+        local sent, falses, drains = 0, 0, 0
+        local function pump()
+          while sent < 8 * 1024 * 1024 do
+            sent = sent + #chunk
+            if not res:write(chunk) then falses = falses + 1 return end
+          end
+          res:finish()
+          print("DONE", falses, drains)
+        end
+        res:on("drain", function() drains = drains + 1 pump() end)
+        pump()
+      end)
+      s:listen(0, "127.0.0.1", function() print("PORT " .. s:address().port) end)
+    ]]) })
+    local c = assert(lc.connect(p:port()))
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local res = assert(c:read_response(20000))
+    assert.are.equal(200, res.status)
+    assert.are.equal(8 * 1024 * 1024, #res.body)
+    local falses, drains = p:wait_for("DONE\t(%d+)\t(%d+)")
+    assert.is_true(tonumber(falses) > 0)
+    assert.are.equal(falses, drains)
+  end)
 end)

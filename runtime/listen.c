@@ -83,6 +83,9 @@ int lc__listen_socket(const char *host, int port, int backlog, int flags,
                                 : sizeof(struct sockaddr_in6);
   if (bind(fd, (struct sockaddr *)&ss, len) != 0)
     goto fail;
+  /* Accepted sockets inherit it: one call here instead of one per
+   * connection. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   if (!(flags & LC__SOCK_NO_LISTEN) &&
       listen(fd, backlog > 0 ? backlog : 511) != 0)
     goto fail;

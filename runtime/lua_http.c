@@ -61,6 +61,7 @@ struct lc__hconn {
   int draining;    /* the server is closing */
   int paused;      /* parsing waits for a response to finish */
   int peer_done;   /* the client sent FIN: close once answered */
+  int client_close; /* the client did not allow another request */
   int armed;       /* which deadline is set (ARM_*) */
   int major, minor;
   int head_request;
@@ -215,10 +216,17 @@ static void hconn_flush(lc__hconn *h) {
     if (h->out.cap > 256 * 1024)
       lc__buf_free(&h->out);
   }
-  if (!h->busy && !c->closing &&
-      (h->close_after ||
-       (h->peer_done && !h->paused && lc__buf_size(&h->pending) == 0)))
+  if (h->busy || c->closing)
+    return;
+  if (h->close_after && h->client_close && h->complete &&
+      lc__buf_size(&h->pending) == 0) {
+    /* The client asked to close and sent nothing more: close once the
+     * answer is out, as nginx does; no lingering needed. */
+    lc__conn_close_when_written(c);
+  } else if (h->close_after ||
+             (h->peer_done && !h->paused && lc__buf_size(&h->pending) == 0)) {
     lc__conn_shutdown(c);
+  }
 }
 
 static void on_resume_check(uv_check_t *handle) {
@@ -355,6 +363,7 @@ static int on_head(void *arg, const lc__http_head *head) {
   h->major = head->major;
   h->minor = head->minor;
   h->head_request = head->method[0] == 'H' && strcmp(head->method, "HEAD") == 0;
+  h->client_close = !head->keep_alive;
   if (h->draining || !head->keep_alive)
     h->close_after = 1;
   hconn_arm(h);
@@ -388,10 +397,23 @@ static int on_head(void *arg, const lc__http_head *head) {
   return h->c->closing ? 1 : 0;
 }
 
+/* Whether the request object has listeners at all: most requests without a
+ * body have none for "data" and "end", and telling them costs a Lua call. */
+static int has_listeners(int ref) {
+  lua_State *L = lc__rt->L;
+  int yes;
+
+  lc__lua_push_ref(L, ref);
+  lua_getfield(L, -1, "_events");
+  yes = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return yes;
+}
+
 static int on_body(void *arg, const char *data, size_t len) {
   lc__hconn *h = arg;
 
-  if (h->req_ref != LUA_NOREF) {
+  if (h->req_ref != LUA_NOREF && has_listeners(h->req_ref)) {
     lua_pushlstring(lc__rt->L, data, len);
     lc__net_emit(h->req_ref, "data", 1, 0);
   }
@@ -405,7 +427,8 @@ static int on_complete(void *arg) {
   h->complete = 1;
   h->req_ref = LUA_NOREF;
   if (ref != LUA_NOREF) {
-    lc__net_emit(ref, "end", 0, 0);
+    if (has_listeners(ref))
+      lc__net_emit(ref, "end", 0, 0);
     luaL_unref(lc__rt->L, LUA_REGISTRYINDEX, ref);
   }
   if (h->c->closing || h->close_after)

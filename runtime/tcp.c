@@ -199,6 +199,10 @@ static void on_write(uv_write_t *req, int status) {
   c->pending_writes--;
   if (c->closing)
     return;
+  if (c->close_when_written && c->pending_writes == 0 && status == 0) {
+    lc__conn_close(c);
+    return;
+  }
   if (status < 0) {
     if (c->server != NULL)
       c->server->ops->on_error(c, status);
@@ -283,6 +287,13 @@ void lc__conn_shutdown(lc__conn *c) {
   }
 }
 
+void lc__conn_close_when_written(lc__conn *c) {
+  if (c->pending_writes == 0)
+    lc__conn_close(c);
+  else
+    c->close_when_written = 1;
+}
+
 int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
@@ -316,7 +327,7 @@ static lc__conn *conn_new(lc__server *s) {
 static void conn_start(lc__conn *c) {
   lc__server *s = c->server;
 
-  uv_tcp_nodelay(&c->tcp, 1);
+  /* TCP_NODELAY comes from the listening socket (listen.c). */
   if (s->timeout_ms > 0)
     lc__conn_set_timeout(c, s->timeout_ms);
   s->ops->on_open(c);

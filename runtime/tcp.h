@@ -79,6 +79,7 @@ struct lc__conn {
   int eof;
   int closing;
   int shutdown; /* a shutdown is queued or done */
+  int close_when_written;
   uint64_t deadline_ms; /* 0: no timeout armed */
   uint64_t timeout_ms;  /* inactivity timeout, re-armed on activity */
   size_t pending_writes;
@@ -106,6 +107,9 @@ int lc__conn_write(lc__conn *c, const char *data, size_t len);
 /* Write then send FIN once the queue is empty. */
 void lc__conn_shutdown(lc__conn *c);
 void lc__conn_close(lc__conn *c);
+/* Closes once everything written has left (no lingering: for a peer that
+ * will send nothing more). */
+void lc__conn_close_when_written(lc__conn *c);
 void lc__conn_pause(lc__conn *c);
 void lc__conn_resume(lc__conn *c);
 /* Arms (ms > 0) or clears the inactivity deadline. */

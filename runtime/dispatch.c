@@ -15,7 +15,10 @@
  *             the master keeps a bound, not listening, socket to hold it.
  *
  * Accepting is a uv_poll_t on the listening socket and accept4(): no handle
- * per connection. A listener with no subscriber stops polling, so clients
+ * per connection. The master sends a copy of each connection's descriptor
+ * and keeps its own until the worker acknowledges it (ACCEPTED): a worker
+ * that dies with connections unread in its channel does not take them
+ * along; they go to another worker. A listener with no subscriber stops polling, so clients
  * wait in the kernel's backlog until a worker comes (back); it keeps the
  * master's loop alive only while some worker does. A connection whose
  * handover fails goes to another subscriber, or waits in the master.
@@ -71,6 +74,7 @@ typedef struct lc__listener {
 struct lc__dispatch {
   lc__listener *listeners;
   uint32_t next_id;
+  uint64_t next_ticket;
   int reserve_fd; /* spare descriptor to shed a connection on EMFILE */
 };
 
@@ -234,9 +238,55 @@ static lc__sub *pick(lc__listener *l, uint32_t hash) {
   return &l->subs[l->cursor];
 }
 
+/* Remembers fd as sent to w under ticket; 0 or UV_ENOMEM. */
+static int track(lc__worker *w, uint64_t ticket, int fd, lc__listener *l,
+                 uint32_t hash) {
+  lc__inflight *e;
+
+  if (w->ninflight == w->cap_inflight) {
+    size_t cap = w->cap_inflight ? w->cap_inflight * 2 : 16;
+    e = realloc(w->inflight, cap * sizeof(*e));
+    if (e == NULL)
+      return UV_ENOMEM;
+    w->inflight = e;
+    w->cap_inflight = cap;
+  }
+  e = &w->inflight[w->ninflight++];
+  e->ticket = ticket;
+  e->fd = fd;
+  e->listener = l->id;
+  e->hash = hash;
+  return 0;
+}
+
+/* Sends a copy of fd to s's worker and keeps fd until it is acknowledged. */
+static int hand_over(lc__listener *l, lc__sub *s, int fd, uint32_t hash) {
+  lc__dispatch *d = s->w->rt->dispatch;
+  lc__control c;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+  if (copy < 0)
+    return uv_translate_sys_error(errno);
+  memset(&c, 0, sizeof(c));
+  c.cmd = LC__CTL_CONNECTION;
+  c.server_id = s->server_id;
+  c.value = l->id;
+  c.value2 = hash;
+  c.ticket = ++d->next_ticket;
+  if (track(s->w, c.ticket, fd, l, hash) != 0) {
+    close(copy);
+    return UV_ENOMEM;
+  }
+  if (lc__channel_send_control(&s->w->channel, &c, copy) != 0) {
+    close(copy);
+    s->w->ninflight--; /* untrack: fd is still ours to route */
+    return UV_EPIPE;
+  }
+  return 0;
+}
+
 /* Hands fd to a subscriber; holds it when none can take it. */
 static void route(lc__listener *l, int fd, uint32_t hash) {
-  lc__control c;
   lc__sub *s;
   size_t tries;
 
@@ -244,12 +294,7 @@ static void route(lc__listener *l, int fd, uint32_t hash) {
     s = pick(l, hash);
     if (s == NULL)
       break;
-    memset(&c, 0, sizeof(c));
-    c.cmd = LC__CTL_CONNECTION;
-    c.server_id = s->server_id;
-    c.value = l->id;
-    c.value2 = hash;
-    if (lc__channel_send_control(&s->w->channel, &c, fd) == 0)
+    if (hand_over(l, s, fd, hash) == 0)
       return;
     /* A channel that cannot take it is ending; its worker is leaving. */
     lc__dispatch_worker_gone(s->w);
@@ -523,15 +568,59 @@ void lc__dispatch_worker_gone(lc__worker *w) {
   remove_subs(w, 1, 0, 0);
 }
 
-void lc__dispatch_reroute(lc__worker *w, const lc__control *c, int fd) {
-  lc__listener *l = find_listener_id(w->rt, (uint32_t)c->value);
+void lc__dispatch_unsent(lc__worker *w, const lc__control *c, int fd) {
+  (void)w;
+  (void)c;
+  /* A copy: the original is in flight and goes elsewhere once the channel
+   * has ended (lc__dispatch_channel_closed). */
+  close(fd);
+}
 
-  if (l == NULL || c->cmd != LC__CTL_CONNECTION) {
-    close(fd);
+/* Takes the in-flight entry for ticket out of w's list; its fd, or -1. */
+static int untrack(lc__worker *w, uint64_t ticket, lc__inflight *out) {
+  size_t i;
+
+  for (i = 0; i < w->ninflight; i++) {
+    if (w->inflight[i].ticket == ticket) {
+      *out = w->inflight[i];
+      w->inflight[i] = w->inflight[--w->ninflight];
+      return out->fd;
+    }
+  }
+  return -1;
+}
+
+/* A connection that did not reach a worker after all: to another one. */
+static void reroute(lc_runtime *rt, const lc__inflight *e) {
+  lc__listener *l = rt->dispatch ? find_listener_id(rt, e->listener) : NULL;
+
+  if (l == NULL) {
+    close(e->fd);
     return;
   }
+  route(l, e->fd, e->hash);
+  listener_poll(l, l->nsubs > 0);
+}
+
+void lc__dispatch_accepted(lc__worker *w, uint64_t ticket, int status) {
+  lc__inflight e;
+
+  if (untrack(w, ticket, &e) < 0)
+    return;
+  if (status == 0)
+    close(e.fd); /* the worker's copy is the connection now */
+  else
+    reroute(w->rt, &e);
+}
+
+void lc__dispatch_channel_closed(lc__worker *w) {
+  lc__inflight e;
+
   lc__dispatch_worker_gone(w);
-  route(l, fd, (uint32_t)c->value2);
+  while (w->ninflight > 0) {
+    e = w->inflight[--w->ninflight];
+    reroute(w->rt, &e);
+  }
 }
 
 void lc__dispatch_update_refs(lc_runtime *rt) {

@@ -72,6 +72,9 @@ enum lc__control_cmd {
   /* HANDLE frames: a descriptor for server_id */
   LC__CTL_CONNECTION,     /* an accepted connection (rr, sticky) */
   LC__CTL_LISTENER,       /* a listening socket to accept on (none, reuseport) */
+  /* worker -> master: the CONNECTION with this ticket is taken (status 0)
+   * or refused (status < 0: the master gives it to another worker) */
+  LC__CTL_ACCEPTED,
   LC__CTL_MAX
 };
 
@@ -86,6 +89,7 @@ typedef struct lc__control {
   uint32_t backlog;
   uint64_t value;
   uint64_t value2;
+  uint64_t ticket; /* a CONNECTION's number, for its ACCEPTED */
   char addr[LC__CONTROL_ADDR_SIZE]; /* NUL-terminated */
 } lc__control;
 

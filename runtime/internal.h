@@ -189,6 +189,15 @@ typedef struct lc__worker_spec {
   int instance;      /* managed slot or -1 */
 } lc__worker_spec;
 
+/* A connection handed to a worker and not yet acknowledged: the master keeps
+ * its own descriptor, to give it to another worker if this one dies first. */
+typedef struct lc__inflight {
+  uint64_t ticket;
+  int fd;
+  uint32_t listener;
+  uint32_t hash;
+} lc__inflight;
+
 struct lc__worker {
   lc__owner owner; /* first: process.data points here */
   lc_runtime *rt;
@@ -198,6 +207,7 @@ struct lc__worker {
   int pid;
   int exited_after_disconnect;
   int dead;            /* the process exited */
+  int ready;           /* listening, or said "ready" (managed mode) */
   int process_open;    /* the uv_process_t is not closed yet */
   int owner_refs;      /* owners still holding this struct */
   int64_t exit_code;
@@ -207,6 +217,8 @@ struct lc__worker {
   uint64_t last_pong_ms;
   uv_process_t process;
   lc__channel channel;
+  lc__inflight *inflight; /* connections sent, not yet acknowledged */
+  size_t ninflight, cap_inflight;
   const lc__worker_events *ev;
   void *data;          /* the owner's */
   lc__worker *next;
@@ -244,8 +256,12 @@ void lc__dispatch_listen(lc__worker *w, const lc__control *req);
 void lc__dispatch_unlisten(lc__worker *w, uint32_t server_id);
 /* The worker stops taking connections (draining or gone). */
 void lc__dispatch_worker_gone(lc__worker *w);
-/* A connection that could not reach its worker: route it again. */
-void lc__dispatch_reroute(lc__worker *w, const lc__control *c, int fd);
+/* A HANDLE frame that never left: its descriptor is a copy, dropped here. */
+void lc__dispatch_unsent(lc__worker *w, const lc__control *c, int fd);
+/* The worker took (or refused) the connection with this ticket. */
+void lc__dispatch_accepted(lc__worker *w, uint64_t ticket, int status);
+/* The worker's channel ended: what it never acknowledged goes elsewhere. */
+void lc__dispatch_channel_closed(lc__worker *w);
 /* Workers alive changed: listeners keep the loop alive only with workers. */
 void lc__dispatch_update_refs(lc_runtime *rt);
 /* Managed stop: hand out the connections already waiting, then close every

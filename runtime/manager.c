@@ -124,10 +124,33 @@ static void on_restart_timer(uv_timer_t *timer) {
     slot_start(slot);
 }
 
-static void schedule_restart(lc__slot *slot, uint64_t uptime_ms) {
+/* Crashes of this slot within the last BACKOFF_RESET_MS, this one counted. */
+static int recent_crashes(lc__slot *slot, uint64_t now) {
+  int i, n = 0;
+
+  slot->crash_at[slot->crash_next] = now;
+  slot->crash_next = (slot->crash_next + 1) % LC__ARRAY_SIZE(slot->crash_at);
+  for (i = 0; i < (int)LC__ARRAY_SIZE(slot->crash_at); i++)
+    n += slot->crash_at[i] != 0 && now - slot->crash_at[i] < BACKOFF_RESET_MS;
+  return n;
+}
+
+/*
+ * A worker that was serving and died (killed by someone, or a rare crash)
+ * comes back at once; backing off is for workers that cannot get ready, and
+ * for any slot that crashes five times within 30 s.
+ */
+static void schedule_restart(lc__slot *slot, uint64_t uptime_ms, int was_ready) {
+  uint64_t now = uv_now(&slot->m->rt->loop);
+
   if (uptime_ms >= BACKOFF_RESET_MS)
     slot->backoff_ms = 0;
   slot->restarts++;
+  if (recent_crashes(slot, now) < (int)LC__ARRAY_SIZE(slot->crash_at) &&
+      was_ready) {
+    slot_start(slot);
+    return;
+  }
   if (slot->backoff_ms == 0) {
     /* The first crash in a while: restart at once. */
     slot->backoff_ms = BACKOFF_FIRST_MS;
@@ -214,7 +237,7 @@ static void slot_start(lc__slot *slot) {
   slot->w = spawn_for(slot);
   memset(&slot->sample, 0, sizeof(slot->sample));
   if (slot->w == NULL)
-    schedule_restart(slot, 0);
+    schedule_restart(slot, 0, 0);
 }
 
 /* Starts a replacement for the slot's worker; 0, or -1 when one is already
@@ -288,6 +311,7 @@ void lc__manager_reload(lc__manager *m, lc__control_client *waiter) {
 static void worker_ready(lc__worker *w) {
   lc__slot *slot = w->data;
 
+  w->ready = 1;
   if (slot != NULL && slot->incoming == w)
     replace_done(slot);
 }
@@ -332,7 +356,7 @@ static void mw_on_exit(lc__worker *w, int64_t code, int signum) {
           uv_stop(&m->rt->loop);
         }
       } else {
-        schedule_restart(slot, uptime);
+        schedule_restart(slot, uptime, w->ready);
       }
     }
   } else {

@@ -29,6 +29,8 @@ struct lc__slot {
   int restarts;
   unsigned backoff_ms;
   int fatal;   /* exited with LC__EXIT_FATAL: left empty */
+  uint64_t crash_at[5]; /* when its workers last died (a ring) */
+  int crash_next;
   int removed; /* scaled away */
   lc__sample sample;
   lc__sample incoming_sample;

@@ -67,6 +67,8 @@ static void worker_maybe_free(lc__worker *w) {
       }
     }
   }
+  lc__dispatch_channel_closed(w); /* nothing left after a clean end */
+  free(w->inflight);
   free(w);
 }
 
@@ -99,6 +101,9 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
     break;
   case LC__CTL_DISCONNECT_REQ:
     lc__worker_disconnect(w);
+    break;
+  case LC__CTL_ACCEPTED:
+    lc__dispatch_accepted(w, c->ticket, c->status);
     break;
   case LC__CTL_PONG:
     w->requests = c->value2;
@@ -141,7 +146,7 @@ static void worker_on_written(lc__channel *ch, uint64_t written) {
 }
 
 static void worker_on_unsent(lc__channel *ch, const lc__control *c, int fd) {
-  lc__dispatch_reroute(ch->data, c, fd);
+  lc__dispatch_unsent(ch->data, c, fd);
 }
 
 static void worker_on_close(lc__channel *ch, int err, const char *reason) {
@@ -150,6 +155,7 @@ static void worker_on_close(lc__channel *ch, int err, const char *reason) {
   if (w->state < LC__W_DISCONNECTED)
     w->state = LC__W_DISCONNECTED;
   lc__dispatch_worker_gone(w);
+  lc__dispatch_channel_closed(w);
   /* A worker that died with our writes pending shows as EPIPE: an end. */
   if (err != 0 && err != UV_EOF && err != UV_EPIPE && err != UV_ECONNRESET) {
     lc__log(LC__LOG_WARN, "worker %d (pid %d): channel closed: %s (%s)",

@@ -492,13 +492,23 @@ void lc__servers_on_control(lc_runtime *rt, const lc__control *c, int fd) {
   lc__server *s = find_server(c->server_id);
   int err;
 
-  (void)rt;
   if (c->cmd == LC__CTL_CONNECTION) {
-    /* Also while closing: the master sent it before it knew. */
-    if (s != NULL && s->state != LC__SERVER_CLOSED)
+    lc__control ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.cmd = LC__CTL_ACCEPTED;
+    ack.ticket = c->ticket;
+    /* Also while closing: the master sent it before it knew. A server
+     * that is gone refuses it, and the master gives it to another. */
+    if (s != NULL && s->state != LC__SERVER_CLOSED) {
       adopt_connection(s, fd);
-    else
+    } else {
       close(fd);
+      ack.status = UV_ECANCELED;
+    }
+    /* Sent before this connection is first read (the channel flushes
+     * before the loop polls again): a worker that dies unacknowledged has
+     * read nothing from it. */
+    lc__wside_send_control(rt, &ack);
     return;
   }
   if (s == NULL || s->state != LC__SERVER_BINDING) {

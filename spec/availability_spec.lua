@@ -13,7 +13,7 @@ local SERVER = [[
       for i = 1, 400000 do hog[i] = ("x"):rep(64) .. i end
       res:finish("grown\n")
     elseif req.url == "/hang" then
-      res:finish("hanging\n")
+      res:finish("hanging " .. process.pid .. "\n")
       setTimeout(function() while true do end end, 10)
     elseif delay > 0 then
       setTimeout(function() res:finish("pid " .. process.pid .. "\n") end, delay)
@@ -257,6 +257,36 @@ describe("availability", function()
     lc.wait_until(function() return #pids_serving(p) == 2 end, 5000)
     assert.is_false(lc.alive(first))
     assert.are.equal(200, assert(lc.http(port, "GET", "/")).status)
+  end)
+
+  it("gives connections a dead worker never read to another worker", function()
+    local p, port = start_managed(2)
+    local pids = pids_serving(p)
+    -- One worker gets stuck (a busy loop); connections routed to it wait,
+    -- unread, in its channel.
+    local stuck = assert(lc.connect(port))
+    stuck:send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    local hung = assert(stuck:read_response(3000))
+    local stuck_pid = assert(tonumber(hung.body:match("hanging (%d+)")))
+    lc.sleep(50)
+    local conns = {}
+    for i = 1, 6 do
+      conns[i] = assert(lc.connect(port))
+      conns[i]:send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    end
+    local answered, waiting = 0, {}
+    for i = 1, 6 do
+      local res = conns[i]:read_response(300)
+      if res then answered = answered + 1 else waiting[#waiting + 1] = conns[i] end
+    end
+    assert.is_true(#waiting > 0, "no connection went to the stuck worker")
+    assert.is_truthy(stuck_pid == pids[1] or stuck_pid == pids[2])
+    lc.kill(stuck_pid, "SIGKILL")
+    for _, c in ipairs(waiting) do
+      local res, why = c:read_response(5000)
+      assert.is_truthy(res, "a connection the dead worker held was lost: " .. tostring(why))
+      assert.are.equal(200, res.status)
+    end
   end)
 
   it("leaves no worker alive when the master is killed with SIGKILL", function()

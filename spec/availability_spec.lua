@@ -14,7 +14,7 @@ local SERVER = [[
       res:finish("grown\n")
     elseif req.url == "/hang" then
       res:finish("hanging " .. process.pid .. "\n")
-      setTimeout(function() while true do end end, 10)
+      setTimeout(function() print("HANGING " .. process.pid) while true do end end, 10)
     elseif delay > 0 then
       setTimeout(function() res:finish("pid " .. process.pid .. "\n") end, delay)
     else
@@ -71,7 +71,7 @@ describe("availability", function()
     local p, port, control = start_managed(2, nil, { DELAY_MS = 2 })
     local before = pids_serving(p)
     local load = lc.load(port, { seconds = 4, connections = 16 })
-    lc.sleep(1000)
+    lc.sleep(1000) -- pacing: a second of load before acting
     local code, out = command(control, "reload")
     assert.are.equal(0, code, out)
     assert.matches("reloaded 2 worker", out)
@@ -166,7 +166,7 @@ describe("availability", function()
     local load = lc.load(port, { seconds = 11, connections = 8 })
     local killed = 0
     for _ = 1, 10 do
-      lc.sleep(1000)
+      lc.sleep(1000) -- pacing: one kill a second
       local pids = {}
       for _, pid in ipairs(lc.children(p.pid)) do pids[#pids + 1] = pid end
       if #pids > 0 then
@@ -207,7 +207,7 @@ describe("availability", function()
   it("answers every accepted request when stopped with SIGTERM under load", function()
     local p, port = start_managed(2, nil, { DELAY_MS = 50 })
     local results = lc.clients(port, 16, 4)
-    lc.sleep(1000)
+    lc.sleep(1000) -- pacing: a second of load before acting
     p:kill("SIGTERM")
     assert.are.equal(0, p:wait_exit(10000))
     local r = results()
@@ -219,15 +219,14 @@ describe("availability", function()
 
   it("kills workers still busy after --kill-timeout on stop", function()
     local app = lc.write_app([[
-      local server = http.createServer(function(req, res) end) -- never answers
+      local server = http.createServer(function(req, res) print("GOT " .. req.url) end) -- never answers
       server:listen(0, "127.0.0.1", function() print("PORT " .. server:address().port) end)
     ]])
     local p = lc.start({ "-w", "1", "--kill-timeout", "400", app })
     local port = p:port()
     local conn = assert(lc.connect(port))
     conn:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    lc.wait_until(function() return p:output():match("PORT") end)
-    lc.sleep(100)
+    p:wait_for("GOT /")
     local t0 = lc.now()
     p:kill("SIGTERM")
     assert.are.equal(0, p:wait_exit(5000))
@@ -268,7 +267,7 @@ describe("availability", function()
     stuck:send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
     local hung = assert(stuck:read_response(3000))
     local stuck_pid = assert(tonumber(hung.body:match("hanging (%d+)")))
-    lc.sleep(50)
+    p:wait_for("HANGING " .. stuck_pid)
     local conns = {}
     for i = 1, 6 do
       conns[i] = assert(lc.connect(port))
@@ -367,7 +366,7 @@ describe("rolling restart written in Lua, the Node way", function()
     local p = lc.start({ app })
     local port = p:port()
     local load = lc.load(port, { seconds = 4, connections = 16 })
-    lc.sleep(1000)
+    lc.sleep(1000) -- pacing: a second of load before acting
     p:kill("SIGUSR2")
     p:wait_for("RESTARTED", 5000)
     local r = load:result()

@@ -3,17 +3,7 @@
 -- SIGTERM/SIGINT).
 local lc = require("lc")
 
--- Runs `luacluster args...` with stderr in a file of its own; returns the
--- process (its output is stdout only) and a function reading stderr.
-local split_count = 0
-local function start_split(args, opts)
-  split_count = split_count + 1
-  local err = ("%s/cli-stderr-%d.txt"):format(lc.tmpdir(), split_count)
-  local argv = { "/bin/sh", "-c", 'err=$1; shift; exec "$@" 2>"$err"', "sh", err, lc.bin }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local p = lc.spawn(argv, opts)
-  return p, function() return lc.read_file(err) end
-end
+local start_split = lc.start_split
 
 local function lines(s)
   local out = {}

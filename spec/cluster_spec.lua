@@ -2,13 +2,7 @@
 -- and every assertion reads what they print and how they exit.
 local lc = require("lc")
 
--- Writes an app and starts `luacluster app.lua args...`.
-local function run(source, args, opts)
-  local app = lc.write_app(source, opts and opts.siblings)
-  local argv = { app }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  return lc.start(argv, opts), app
-end
+local run = lc.run
 
 describe("cluster (master side)", function()
   after_each(lc.cleanup)

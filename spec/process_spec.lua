@@ -2,21 +2,13 @@
 -- its own process, how it exits, signals and uncaught errors.
 local lc = require("lc")
 
-local function run(source, args, opts)
-  local app = lc.write_app(source, opts and opts.siblings)
-  local argv = { app }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  return lc.start(argv, opts), app
-end
+local run = lc.run
 
 -- Starts `luacluster app.lua` with stderr in a file of its own; returns the
--- process (its output is stdout only) and the stderr file's path.
-local split_count = 0
+-- process (its output is stdout only), the stderr file's path and the app.
 local function run_split(source)
   local app = lc.write_app(source)
-  split_count = split_count + 1
-  local err = ("%s/stderr-%d.txt"):format(lc.tmpdir(), split_count)
-  local p = lc.spawn({ "/bin/sh", "-c", 'err=$1; shift; exec "$@" 2>"$err"', "sh", err, lc.bin, app })
+  local p, _, err = lc.start_split({ app })
   return p, err, app
 end
 

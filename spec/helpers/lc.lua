@@ -214,6 +214,26 @@ function lc.start(args, opts)
   return lc.spawn(argv, opts)
 end
 
+-- Writes an app (opts.siblings beside it) and runs `luacluster app args...`;
+-- returns the process and the app's path.
+function lc.run(source, args, opts)
+  local app = lc.write_app(source, opts and opts.siblings)
+  local argv = { app }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  return lc.start(argv, opts), app
+end
+
+-- lc.start() with stderr in a file of its own (the log then holds stdout
+-- only); returns the process, a function reading stderr, and its path.
+local split_count = 0
+function lc.start_split(args, opts)
+  split_count = split_count + 1
+  local err = ("%s/stderr-%d.txt"):format(lc.tmpdir(), split_count)
+  local argv = { "/bin/sh", "-c", 'err=$1; shift; exec "$@" 2>"$err"', "sh", err, lc.bin }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return lc.spawn(argv, opts), function() return lc.read_file(err) end, err
+end
+
 function Proc:output() return lc.read_file(self.log) end
 
 -- Waits until the output matches pattern; returns the captures (or the

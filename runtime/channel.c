@@ -422,11 +422,3 @@ void lc__channel_kick(lc__channel *ch) {
     uv_prepare_start(&ch->flusher, on_flusher);
 }
 
-void lc__channel_ref(lc__channel *ch, int ref) {
-  if (ch->state != LC__CHANNEL_OPEN)
-    return;
-  if (ref)
-    uv_ref((uv_handle_t *)&ch->poll);
-  else
-    uv_unref((uv_handle_t *)&ch->poll);
-}

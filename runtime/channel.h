@@ -110,7 +110,5 @@ void lc__channel_close(lc__channel *ch, int err, const char *reason);
  * send). */
 void lc__channel_kick(lc__channel *ch);
 
-/* Makes the channel not keep the loop alive (or keep it again). */
-void lc__channel_ref(lc__channel *ch, int ref);
 
 #endif

@@ -246,7 +246,6 @@ int lc__worker_connected(const lc__worker *w);
 /* Drops an owner reference; the struct is freed when nothing holds it. */
 void lc__worker_release(lc__worker *w);
 const char *lc__worker_state_name(int state);
-lc__worker *lc__supervisor_find(lc_runtime *rt, int id);
 
 /* dispatch.c ------------------------------------------------------------- */
 int lc__dispatch_init(lc_runtime *rt);

@@ -174,19 +174,10 @@ static int server_listen(lua_State *L) {
   return 1;
 }
 
+/* server:close(): stops accepting; "close" follows once connections end. */
 static int server_close(lua_State *L) {
-  lc__server *s = lc__check_server(L, 1);
-
-  if (s->state == LC__SERVER_NEW || s->state == LC__SERVER_BINDING ||
-      s->state == LC__SERVER_CLOSED) {
-    int was_binding = s->state == LC__SERVER_BINDING;
-    lc__server_close(s);
-    lua_pushboolean(L, was_binding);
-    return 1;
-  }
-  lc__server_close(s);
-  lua_pushboolean(L, 1);
-  return 1;
+  lc__server_close(lc__check_server(L, 1));
+  return 0;
 }
 
 /* server:address() -> ip, port */

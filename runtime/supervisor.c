@@ -43,15 +43,6 @@ void lc__supervisor_close(lc_runtime *rt) {
   rt->sup = NULL;
 }
 
-lc__worker *lc__supervisor_find(lc_runtime *rt, int id) {
-  lc__worker *w;
-
-  for (w = rt->sup ? rt->sup->workers : NULL; w != NULL; w = w->next)
-    if (w->id == id)
-      return w;
-  return NULL;
-}
-
 /* Frees the struct once no owner, process handle or channel holds it. */
 static void worker_maybe_free(lc__worker *w) {
   lc__worker **pp;

@@ -101,6 +101,7 @@ function cluster.setupMaster(settings)
 end
 cluster.setupPrimary = cluster.setupMaster
 
+-- What C tells a worker object in the master.
 local function on_worker_event(worker, event, a, b)
   if event == "online" then
     worker.state = "online"
@@ -200,7 +201,8 @@ local function worker_side()
   function me:isConnected() return core.connected() end
   function me:isDead() return false end
 
-  core.set_channel_handler(function(event, msg)
+  -- What the channel to the master tells this worker.
+  function me._native(_, event, msg)
     if event == "message" then
       process:emit("message", msg)
       me:emit("message", msg)
@@ -209,14 +211,15 @@ local function worker_side()
       me:emit("disconnect")
       process:emit("disconnect")
     end
-  end)
+  end
+  core.set_worker(me)
 
   cluster.worker = me
 end
 
 if cluster.isMaster then
   master_worker_methods()
-  core.set_cluster_handler(on_worker_event)
+  Worker._native = on_worker_event
 else
   worker_side()
 end

@@ -25,7 +25,7 @@ net.Server = Server
 
 function Server.new(kind, class)
   local self = setmetatable({}, class or Server)
-  self._handle = core.server(self, kind or "net")
+  self._handle = core.server(kind or "net")
   self.listening = false
   return self
 end
@@ -171,11 +171,6 @@ end
 
 function Socket:pause() if not self._closed then self._handle:pause() end return self end
 function Socket:resume() if not self._closed then self._handle:resume() end return self end
-
--- The handler C calls for every server and socket event.
-core.set_net_handler(function(obj, event, ...)
-  return obj:_native(event, ...)
-end)
 
 function net.createServer(opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end

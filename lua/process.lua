@@ -106,30 +106,29 @@ process.once = module_call(function(name, fn)
   return process
 end)
 
-core.set_signal_handler(function(name)
-  process:emit(name, name)
-  if process:listenerCount(name) == 0 then core.signal_unwatch(name) end
-end)
-
--- Errors no one caught go to "uncaughtException" listeners; without one
--- the runtime logs the traceback and exits 1.
-core.set_uncaught_handler(function(err, trace)
-  if process:listenerCount("uncaughtException") == 0 then return false end
-  process:emit("uncaughtException", err, trace)
-  return true
-end)
-
-core.set_exit_handler(function(phase, code)
-  if code then process.exitCode = code end
-  if phase == "beforeExit" then
+-- What C tells the process: a signal, an uncaught error (returns whether a
+-- listener took it), the loop running dry, the end.
+function process._native(_, event, a, b)
+  if event == "signal" then
+    process:emit(a, a)
+    if process:listenerCount(a) == 0 then core.signal_unwatch(a) end
+  elseif event == "uncaughtException" then
+    -- Errors no one caught go to "uncaughtException" listeners; without one
+    -- the runtime logs the traceback and exits 1.
+    if process:listenerCount("uncaughtException") == 0 then return false end
+    process:emit("uncaughtException", a, b)
+    return true
+  elseif event == "beforeExit" then
     process:emit("beforeExit", process.exitCode or 0)
-    return
+  elseif event == "exit" then
+    if a then process.exitCode = a end
+    if not exiting then
+      exiting = true
+      process:emit("exit", process.exitCode or 0)
+    end
+    return process.exitCode or 0
   end
-  if not exiting then
-    exiting = true
-    process:emit("exit", process.exitCode or 0)
-  end
-  return process.exitCode or 0
-end)
+end
+core.set_process(process)
 
 return process

@@ -16,9 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-lc_runtime *lc__rt;
+#include "control.h"
+#include "dispatch.h"
+#include "lua_binding.h"
+#include "manager.h"
+#include "supervisor.h"
+#include "worker_link.h"
 
 void lc_options_init(lc_options *opts) {
   memset(opts, 0, sizeof(*opts));
@@ -55,7 +58,7 @@ int lc_new(lc_runtime **out, const lc_options *opts) {
   }
   for (i = 0; i < rt->nargs; i++)
     rt->args[i] = strdup(opts->argv[i]);
-  rt->instance = -1;
+  rt->core.instance = -1;
   *out = rt;
   return 0;
 }
@@ -121,9 +124,6 @@ void lc_free(lc_runtime *rt) {
   free(rt->script);
   free(rt->script_dir);
   free(rt->exe_path);
-  free(rt->control_path);
-  if (lc__rt == rt)
-    lc__rt = NULL;
   free(rt);
 }
 
@@ -194,8 +194,8 @@ static int choose_sched(lc_runtime *rt) {
     name = getenv(LC__ENV_SCHED);
   if (name == NULL || name[0] == '\0')
     name = "rr";
-  rt->sched = lc__sched_from_name(name);
-  if (rt->sched == 0) {
+  rt->core.sched = lc__sched_from_name(name);
+  if (rt->core.sched == 0) {
     fprintf(stderr,
             "luacluster: unknown scheduling policy '%s' (rr, none, reuseport "
             "or sticky)\n",
@@ -203,6 +203,24 @@ static int choose_sched(lc_runtime *rt) {
     return -1;
   }
   return 0;
+}
+
+/* What the core needs from the options, the script and the environment. */
+static void fill_core(lc_runtime *rt) {
+  lc__core *core = &rt->core;
+
+  core->opts.workers = rt->opts.workers;
+  core->opts.max_message_size = rt->opts.max_message_size;
+  core->opts.kill_timeout_ms = rt->opts.kill_timeout_ms;
+  core->opts.listen_timeout_ms = rt->opts.listen_timeout_ms;
+  core->opts.heartbeat_timeout_ms = rt->opts.heartbeat_timeout_ms;
+  core->opts.max_memory = rt->opts.max_memory;
+  core->opts.wait_ready = rt->opts.wait_ready;
+  core->opts.control_path = rt->opts.control_path;
+  core->script = rt->script;
+  core->args = rt->args;
+  core->nargs = rt->nargs;
+  core->exe_path = rt->exe_path;
 }
 
 static int setup(lc_runtime *rt) {
@@ -213,13 +231,13 @@ static int setup(lc_runtime *rt) {
   size_t len = sizeof(exe);
   char who[32];
 
-  rt->role = LC__ROLE_MASTER;
+  rt->core.role = LC__ROLE_MASTER;
   if (id != NULL && fd != NULL) {
     const char *instance = getenv(LC__ENV_INSTANCE);
     const char *argc = getenv(LC__ENV_ARGC);
-    rt->role = LC__ROLE_WORKER;
-    rt->worker_id = atoi(id);
-    rt->instance = instance ? atoi(instance) : -1;
+    rt->core.role = LC__ROLE_WORKER;
+    rt->core.worker_id = atoi(id);
+    rt->core.instance = instance ? atoi(instance) : -1;
     if (getenv(LC__ENV_EXEC) != NULL)
       script = getenv(LC__ENV_EXEC);
     /* Both ends of a channel must agree on the limit. */
@@ -228,10 +246,10 @@ static int setup(lc_runtime *rt) {
     if (argc != NULL && worker_args_from_cmdline(rt, atoi(argc)) != 0)
       return -1;
   } else if (rt->opts.workers != 0) {
-    rt->role = LC__ROLE_MANAGER;
+    rt->core.role = LC__ROLE_MANAGER;
   }
-  if (rt->role == LC__ROLE_WORKER)
-    snprintf(who, sizeof(who), "worker%d", rt->worker_id);
+  if (rt->core.role == LC__ROLE_WORKER)
+    snprintf(who, sizeof(who), "worker%d", rt->core.worker_id);
   else
     snprintf(who, sizeof(who), "master");
   lc__log_init(who);
@@ -241,6 +259,7 @@ static int setup(lc_runtime *rt) {
   rt->exe_path = strdup(exe);
   if (resolve_script(rt, script) != 0 || choose_sched(rt) != 0)
     return -1;
+  fill_core(rt);
   return 0;
 }
 
@@ -248,57 +267,64 @@ static int setup(lc_runtime *rt) {
 
 /* Runs the loop until nothing is left, giving Lua its beforeExit say. */
 static void run_loop(lc_runtime *rt) {
-  while (!rt->exiting) {
-    uv_run(&rt->loop, UV_RUN_DEFAULT);
-    if (rt->exiting || !lc__lua_loop_end(rt) || !uv_loop_alive(&rt->loop))
+  lc__core *core = &rt->core;
+
+  while (!core->exiting) {
+    uv_run(&core->loop, UV_RUN_DEFAULT);
+    if (core->exiting || !lc__lua_loop_end(rt) || !uv_loop_alive(&core->loop))
       break;
   }
 }
 
-static int run_lua_role(lc_runtime *rt) {
-  int code;
+/* The parts a role needs before its Lua state: the link to the master (a
+ * worker), or the worker table and shared listeners (a master). */
+static int open_role(lc_runtime *rt) {
+  lc__core *core = &rt->core;
+  int err;
 
-  if (rt->role == LC__ROLE_WORKER) {
-    int err = lc__wside_init(rt, atoi(getenv(LC__ENV_CHANNEL_FD)));
+  if (core->role == LC__ROLE_WORKER) {
+    err = lc__link_open(core, atoi(getenv(LC__ENV_CHANNEL_FD)));
     if (err) {
       lc__log(LC__LOG_ERROR, "cannot open the channel to the master: %s",
               uv_strerror(err));
       return LC__EXIT_FATAL;
     }
-  } else if (lc__supervisor_init(rt) != 0 || lc__dispatch_init(rt) != 0) {
+    return 0;
+  }
+  err = lc__supervisor_init(core);
+  if (err == 0)
+    err = lc__dispatch_init(core);
+  if (err) {
+    lc__log(LC__LOG_ERROR, "cannot start the master: %s", uv_strerror(err));
     return 1;
   }
-  rt->L = lc__lua_open(rt);
-  if (rt->L == NULL) {
-    code = 1;
-  } else {
-    code = lc__lua_run_app(rt);
-    if (code == 0) {
-      run_loop(rt);
-      code = rt->exiting ? rt->exit_code : lc__lua_exit_code(rt);
-    }
+  return 0;
+}
+
+static void close_lua(void *arg) { lc__lua_close(arg); }
+
+static int run_lua_role(lc_runtime *rt) {
+  lc__core *core = &rt->core;
+  int code = open_role(rt);
+
+  if (code != 0)
+    return code;
+  if (lc__core_on_close(core, close_lua, rt) != 0 || lc__lua_open(rt) == NULL)
+    return 1;
+  if (core->role == LC__ROLE_WORKER && lc__lua_link_open(rt) != 0)
+    return 1;
+  code = lc__lua_run_app(rt);
+  if (code == 0) {
+    run_loop(rt);
+    code = core->exiting ? core->exit_code : lc__lua_exit_code(rt);
   }
-  if (rt->wside != NULL)
-    lc__wside_flush(rt, 1000);
-  lc__loop_shutdown(rt);
-  lc__servers_free(rt);
-  if (rt->L != NULL) {
-    lc__lua_cluster_close(rt->L);
-    lua_close(rt->L);
-    rt->L = NULL;
-  }
-  lc__json_free();
-  lc__wside_close(rt);
-  lc__dispatch_close(rt);
-  lc__supervisor_close(rt);
+  lc__link_flush(core, 1000);
   return code;
 }
 
 int lc_run(lc_runtime *rt) {
   int code;
 
-  lc__rt = rt;
-  rt->start_ns = uv_hrtime();
   /* A write to a closed socket is an error to handle, not a death. */
   signal(SIGPIPE, SIG_IGN);
   /* Lines, not blocks: output of several processes in a pipe stays whole
@@ -306,15 +332,21 @@ int lc_run(lc_runtime *rt) {
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   if (setup(rt) != 0)
-    return rt->role == LC__ROLE_WORKER ? LC__EXIT_FATAL : 1;
-  if (uv_loop_init(&rt->loop) != 0)
+    return rt->core.role == LC__ROLE_WORKER ? LC__EXIT_FATAL : 1;
+  if (lc__core_init(&rt->core) != 0)
     return 1;
-  if (rt->role == LC__ROLE_MANAGER)
-    code = lc__manager_run(rt);
+  if (rt->core.role == LC__ROLE_MANAGER)
+    /* The script must load before any worker is started: a broken one is
+     * a one-line error here, not a crash loop. */
+    code = lc__lua_check_script(rt->script) != 0 ? 1 : lc__manager_run(&rt->core);
   else
     code = run_lua_role(rt);
-  lc__loop_shutdown(rt); /* if a role returned early */
+  lc__core_close(&rt->core);
   fflush(stdout);
   fflush(stderr);
   return code;
+}
+
+int lc_command(const lc_options *opts, int argc, char **argv) {
+  return lc__control_command(opts->control_path, opts->script, argc, argv);
 }

@@ -4,6 +4,11 @@
 
 local core = require("luacluster.core")
 
+-- Everything C tells Lua arrives here: object:_native(event, ...).
+core.set_dispatcher(function(obj, event, ...)
+  return obj:_native(event, ...)
+end)
+
 process = require("process")
 cluster = require("cluster")
 net = require("net")

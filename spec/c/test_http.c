@@ -10,7 +10,7 @@
 #include <time.h>
 #include <uv.h>
 
-#include "http.h"
+#include "http_codec.h"
 #include "test.h"
 
 /* What the callbacks saw, and when they should pause. */

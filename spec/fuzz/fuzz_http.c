@@ -13,7 +13,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "http.h"
+#include "http_codec.h"
 
 #define MAX_PIECES 4
 

@@ -1,0 +1,424 @@
+/* channel.c - IPC frames over a Unix socket with descriptor passing. */
+#include "channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define READ_CHUNK (64 * 1024)
+#define READS_PER_WAKEUP 16
+/* Buffers over this are freed once empty: a burst of big messages must not
+ * pin its memory, while steady traffic keeps its buffer. */
+#define KEEP_INBUF_MAX (4 * 1024 * 1024)
+
+static void channel_end(lc__channel *ch, int err, const char *reason);
+static int channel_flush(lc__channel *ch);
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+static void channel_watch(lc__channel *ch, int events) {
+  if (ch->state != LC__CHANNEL_OPEN || events == ch->polled)
+    return;
+  ch->polled = events;
+  if (events)
+    uv_poll_start(&ch->poll, events, on_poll);
+  else
+    uv_poll_stop(&ch->poll);
+}
+
+/* Delivers every whole frame in the input buffer. */
+static void channel_deliver(lc__channel *ch) {
+  lc__frame f;
+  int r, fd;
+
+  while (ch->state == LC__CHANNEL_OPEN) {
+    r = lc__frame_parse(lc__buf_data(&ch->in), lc__buf_size(&ch->in),
+                        ch->max_payload, &f);
+    if (r == 0)
+      break;
+    if (r < 0) {
+      channel_end(ch, UV_EPROTO, lc__frame_strerror(r));
+      return;
+    }
+    fd = -1;
+    if (f.type == LC__FRAME_HANDLE) {
+      if (ch->in_nfds == 0) {
+        channel_end(ch, UV_EPROTO, "handle frame without a descriptor");
+        return;
+      }
+      fd = ch->in_fds[0];
+      ch->in_nfds--;
+      memmove(ch->in_fds, ch->in_fds + 1, ch->in_nfds * sizeof(int));
+    }
+    /* Consume first: the callback may close the channel and its buffer. */
+    lc__buf_consume(&ch->in, f.size);
+    ch->cb->on_frame(ch, &f, fd);
+  }
+  if (lc__buf_size(&ch->in) == 0 && ch->in.cap > KEEP_INBUF_MAX)
+    lc__buf_free(&ch->in);
+}
+
+/* Takes the descriptors a recvmsg() brought. 0, or -1 when they overflow. */
+static int channel_take_fds(lc__channel *ch, struct msghdr *msg) {
+  struct cmsghdr *cm;
+  int *fds, n, i, bad = 0;
+
+  for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    fds = (int *)CMSG_DATA(cm);
+    n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (i = 0; i < n; i++) {
+      if (ch->in_nfds < LC__CHANNEL_MAX_FDS)
+        ch->in_fds[ch->in_nfds++] = fds[i];
+      else {
+        close(fds[i]);
+        bad = 1;
+      }
+    }
+  }
+  return bad ? -1 : 0;
+}
+
+static void channel_read(lc__channel *ch) {
+  char control[CMSG_SPACE(sizeof(int) * 8)];
+  struct msghdr msg;
+  struct iovec iov;
+  ssize_t n;
+  size_t room;
+  int i;
+
+  for (i = 0; i < READS_PER_WAKEUP && ch->state == LC__CHANNEL_OPEN; i++) {
+    if (lc__buf_reserve(&ch->in, READ_CHUNK) != 0) {
+      channel_end(ch, UV_ENOMEM, "out of memory reading the channel");
+      return;
+    }
+    room = ch->in.cap - ch->in.len;
+    iov.iov_base = ch->in.base + ch->in.len;
+    iov.iov_len = room;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+
+    n = recvmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      /* A peer that closed with our frames unread resets: still an end. */
+      if (errno == ECONNRESET)
+        channel_end(ch, UV_EOF, "closed by peer");
+      else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        channel_end(ch, uv_translate_sys_error(errno), "read failed");
+      return;
+    }
+    if (msg.msg_controllen > 0 && channel_take_fds(ch, &msg) != 0) {
+      channel_end(ch, UV_EPROTO, "too many descriptors in flight");
+      return;
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      channel_end(ch, UV_EPROTO, "descriptors truncated");
+      return;
+    }
+    if (n == 0) {
+      channel_end(ch, UV_EOF, "closed by peer");
+      return;
+    }
+    ch->in.len += (size_t)n;
+    channel_deliver(ch);
+    if ((size_t)n < room)
+      return; /* drained: skip the read that would say EAGAIN */
+  }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  lc__channel *ch = handle->data;
+
+  if (status < 0) {
+    /* libuv says EBADF for POLLERR: reading tells the real reason. */
+    channel_read(ch);
+    if (ch->state == LC__CHANNEL_OPEN)
+      channel_end(ch, status, "poll failed");
+    return;
+  }
+  if (events & UV_READABLE)
+    channel_read(ch);
+  if ((events & UV_WRITABLE) && ch->state == LC__CHANNEL_OPEN) {
+    int err = channel_flush(ch);
+    if (err)
+      channel_end(ch, err, "write failed");
+    else if (ch->cb->on_written != NULL)
+      ch->cb->on_written(ch, ch->written);
+  }
+}
+
+/* Runs before the loop blocks: writes what this iteration queued, then
+ * tells the owner how far writing got (never from inside a send). */
+static void on_flusher(uv_prepare_t *handle) {
+  lc__channel *ch = handle->data;
+  int err = ch->deferred_err ? ch->deferred_err : channel_flush(ch);
+
+  if (err) {
+    channel_end(ch, err, "write failed");
+    return;
+  }
+  if (lc__buf_size(&ch->out) == 0)
+    uv_prepare_stop(&ch->flusher);
+  if (ch->cb->on_written != NULL)
+    ch->cb->on_written(ch, ch->written);
+}
+
+/*
+ * Writes as much as the socket takes. A HANDLE frame's descriptor rides on
+ * the sendmsg() that starts its frame, so writes are cut at frame starts that
+ * carry one. Returns 0 (done, or waiting for POLLOUT) or an error to end on.
+ */
+static int channel_flush(lc__channel *ch) {
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg;
+  struct iovec iov;
+  struct cmsghdr *cm;
+  lc__channel_fd *head;
+  size_t len;
+
+  ssize_t n;
+  int attach;
+
+  while (lc__buf_size(&ch->out) > 0) {
+    len = lc__buf_size(&ch->out);
+    attach = 0;
+    if (ch->out_nfds > 0) {
+      head = &ch->out_fds[0];
+      if (head->offset == ch->written) {
+        attach = 1;
+        if (ch->out_nfds > 1 && ch->out_fds[1].offset - ch->written < len)
+          len = (size_t)(ch->out_fds[1].offset - ch->written);
+      } else if (head->offset - ch->written < len) {
+        len = (size_t)(head->offset - ch->written);
+      }
+    }
+    memset(&msg, 0, sizeof(msg));
+    iov.iov_base = lc__buf_data(&ch->out);
+    iov.iov_len = len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (attach) {
+      memset(control, 0, sizeof(control));
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(cm), &ch->out_fds[0].fd, sizeof(int));
+    }
+    n = sendmsg(ch->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        uv_prepare_stop(&ch->flusher);
+        channel_watch(ch, ch->polled | UV_WRITABLE);
+        break;
+      }
+      return uv_translate_sys_error(errno);
+    }
+    if (attach) {
+      /* The kernel holds its own reference now. */
+      close(ch->out_fds[0].fd);
+      ch->out_nfds--;
+      memmove(ch->out_fds, ch->out_fds + 1,
+              ch->out_nfds * sizeof(lc__channel_fd));
+    }
+    ch->written += (uint64_t)n;
+    lc__buf_consume(&ch->out, (size_t)n);
+  }
+  if (lc__buf_size(&ch->out) == 0) {
+    uv_prepare_stop(&ch->flusher);
+    channel_watch(ch, ch->polled & ~UV_WRITABLE);
+    if (ch->out.cap > KEEP_INBUF_MAX)
+      lc__buf_free(&ch->out);
+  }
+  return 0;
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  lc__channel *ch = handle->data;
+
+  if (--ch->handles_open == 0) {
+    ch->state = LC__CHANNEL_RELEASED;
+    if (ch->cb->on_release != NULL)
+      ch->cb->on_release(ch);
+  }
+}
+
+/* Ends the channel once: gives back what was not sent, tells the owner. */
+static void channel_end(lc__channel *ch, int err, const char *reason) {
+  size_t i;
+
+  if (ch->state != LC__CHANNEL_OPEN)
+    return;
+  ch->state = LC__CHANNEL_CLOSED;
+  uv_poll_stop(&ch->poll);
+  uv_prepare_stop(&ch->flusher);
+  close(ch->fd);
+  ch->fd = -1;
+
+  for (i = 0; i < (size_t)ch->in_nfds; i++)
+    close(ch->in_fds[i]);
+  ch->in_nfds = 0;
+  for (i = 0; i < ch->out_nfds; i++) {
+    if (ch->cb->on_unsent != NULL)
+      ch->cb->on_unsent(ch, &ch->out_fds[i].control, ch->out_fds[i].fd);
+    else
+      close(ch->out_fds[i].fd);
+  }
+  ch->out_nfds = 0;
+  free(ch->out_fds);
+  ch->out_fds = NULL;
+  lc__buf_free(&ch->in);
+  lc__buf_free(&ch->out);
+
+  if (ch->cb->on_close != NULL)
+    ch->cb->on_close(ch, err, reason);
+  uv_close((uv_handle_t *)&ch->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&ch->flusher, on_handle_closed);
+}
+
+static void channel_owner_close(uv_handle_t *handle) {
+  lc__channel *ch = handle->data;
+
+  channel_end(ch, 0, "shutting down");
+}
+
+int lc__channel_open(uv_loop_t *loop, lc__channel *ch, int fd,
+                     size_t max_payload, const lc__channel_cb *cb,
+                     void *data) {
+  int err, flags;
+
+  memset(ch, 0, sizeof(*ch));
+  ch->owner.close = channel_owner_close;
+  ch->fd = fd;
+  ch->cb = cb;
+  ch->data = data;
+  ch->max_payload = max_payload;
+
+  flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return uv_translate_sys_error(errno);
+
+  err = uv_poll_init(loop, &ch->poll, fd);
+  if (err)
+    return err;
+  uv_prepare_init(loop, &ch->flusher);
+  ch->poll.data = ch;
+  ch->flusher.data = ch;
+  ch->handles_open = 2;
+  ch->state = LC__CHANNEL_OPEN;
+  /* The flusher only runs while output waits; it must not keep the loop
+   * alive on its own. */
+  uv_unref((uv_handle_t *)&ch->flusher);
+  ch->polled = UV_READABLE;
+  uv_poll_start(&ch->poll, UV_READABLE, on_poll);
+  return 0;
+}
+
+int lc__channel_send(lc__channel *ch, int type, const void *payload,
+                     size_t len, int fd) {
+  char header[LC__FRAME_HEADER_SIZE];
+  lc__channel_fd *slot;
+
+  if (ch->state != LC__CHANNEL_OPEN)
+    return UV_EPIPE;
+  if (len > ch->max_payload)
+    return UV_EMSGSIZE;
+  if (fd >= 0 && ch->out_nfds == ch->out_cap) {
+    size_t cap = ch->out_cap ? ch->out_cap * 2 : 8;
+    lc__channel_fd *p = realloc(ch->out_fds, cap * sizeof(*p));
+    if (p == NULL)
+      return UV_ENOMEM;
+    ch->out_fds = p;
+    ch->out_cap = cap;
+  }
+  if (lc__buf_reserve(&ch->out, sizeof(header) + len) != 0)
+    return UV_ENOMEM;
+
+  if (fd >= 0) {
+    slot = &ch->out_fds[ch->out_nfds++];
+    slot->offset = ch->queued;
+    slot->fd = fd;
+    if (len == sizeof(lc__control))
+      memcpy(&slot->control, payload, sizeof(lc__control));
+    else
+      memset(&slot->control, 0, sizeof(lc__control));
+  }
+  lc__frame_header(header, type, (uint32_t)len);
+  lc__buf_append(&ch->out, header, sizeof(header));
+  lc__buf_append(&ch->out, payload, len);
+  ch->queued += sizeof(header) + len;
+
+  if (lc__buf_size(&ch->out) >= LC__CHANNEL_FLUSH_AT &&
+      !(ch->polled & UV_WRITABLE)) {
+    /* Closing here would run on_close inside the caller's send; leave the
+     * error for the flusher to act on. */
+    int err = channel_flush(ch);
+    if (err)
+      ch->deferred_err = err;
+  }
+  if (lc__buf_size(&ch->out) > 0 && !(ch->polled & UV_WRITABLE))
+    uv_prepare_start(&ch->flusher, on_flusher);
+  else if (ch->deferred_err)
+    uv_prepare_start(&ch->flusher, on_flusher);
+  return 0;
+}
+
+int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd) {
+  return lc__channel_send(ch, fd >= 0 ? LC__FRAME_HANDLE : LC__FRAME_CONTROL,
+                          c, sizeof(*c), fd);
+}
+
+void lc__channel_read_now(lc__channel *ch) {
+  int i;
+
+  for (i = 0; i < 1024 && ch->state == LC__CHANNEL_OPEN; i++) {
+    uint64_t before = ch->in.len + ch->in.off;
+    channel_read(ch);
+    if (ch->state != LC__CHANNEL_OPEN || ch->in.len + ch->in.off == before)
+      break;
+  }
+}
+
+void lc__channel_flush_sync(lc__channel *ch, int timeout_ms) {
+  uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+  struct pollfd pfd;
+
+  while (ch->state == LC__CHANNEL_OPEN && lc__buf_size(&ch->out) > 0) {
+    uint64_t now = uv_hrtime() / 1000000;
+    if (now >= deadline || channel_flush(ch) != 0)
+      return;
+    if (lc__buf_size(&ch->out) == 0)
+      return;
+    pfd.fd = ch->fd;
+    pfd.events = POLLOUT;
+    if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+      return;
+  }
+}
+
+void lc__channel_close(lc__channel *ch, int err, const char *reason) {
+  channel_end(ch, err, reason);
+}
+
+void lc__channel_kick(lc__channel *ch) {
+  if (ch->state == LC__CHANNEL_OPEN)
+    uv_prepare_start(&ch->flusher, on_flusher);
+}
+

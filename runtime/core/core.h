@@ -1,0 +1,132 @@
+/*
+ * core.h - the state of one luacluster process, as the C core sees it.
+ *
+ * Every core function takes the lc__core it works for (as libuv passes the
+ * loop): the loop, this process's role and options, and the parts it runs:
+ * the worker table and shared listeners (a master), the link to the master
+ * (a worker), the servers and connections (anyone). No Lua header reaches
+ * the core: the build gives runtime/core/ no LuaJIT include path. What the
+ * core has to tell the bindings goes through callback tables they fill.
+ */
+#ifndef LC_CORE_H
+#define LC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "log.h"
+#include "owner.h"
+
+#define LC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Environment a worker is started with. */
+#define LC__ENV_WORKER_ID "LUACLUSTER_WORKER_ID"
+#define LC__ENV_CHANNEL_FD "LUACLUSTER_CHANNEL_FD"
+#define LC__ENV_MASTER_PID "LUACLUSTER_MASTER_PID"
+#define LC__ENV_EXEC "LUACLUSTER_EXEC"
+#define LC__ENV_ARGC "LUACLUSTER_ARGC"
+#define LC__ENV_INSTANCE "LUACLUSTER_INSTANCE"
+#define LC__ENV_SCHED "LUACLUSTER_SCHED_POLICY"
+#define LC__ENV_WORKERS "LUACLUSTER_WORKERS"
+#define LC__ENV_MAX_MESSAGE "LUACLUSTER_MAX_MESSAGE_SIZE"
+#define LC__ENV_CONTROL "LUACLUSTER_CONTROL"
+
+/* The descriptor a worker finds its channel on. */
+#define LC__CHANNEL_CHILD_FD 3
+
+/* Exit code of a worker that must not be restarted (a fatal setup error). */
+#define LC__EXIT_FATAL 78
+
+/* Passed as workers: one per CPU (the public LC_WORKERS_MAX). */
+#define LC__WORKERS_MAX (-1)
+
+enum lc__role {
+  LC__ROLE_MASTER = 1, /* script mode: the app runs here and forks */
+  LC__ROLE_WORKER,     /* started by a master, talks over a channel */
+  LC__ROLE_MANAGER     /* managed mode: a C-only master */
+};
+
+enum lc__sched {
+  LC__SCHED_RR = 1,
+  LC__SCHED_NONE,
+  LC__SCHED_REUSEPORT,
+  LC__SCHED_STICKY
+};
+
+/* The options the core acts on (copied from the public lc_options). */
+typedef struct lc__core_options {
+  int workers;                   /* managed mode: N, or LC__WORKERS_MAX */
+  size_t max_message_size;       /* largest IPC payload */
+  unsigned kill_timeout_ms;      /* grace before SIGKILL */
+  unsigned listen_timeout_ms;    /* a new worker's time to get ready */
+  unsigned heartbeat_timeout_ms; /* 0: no heartbeat checks */
+  size_t max_memory;             /* RSS limit, 0: none */
+  int wait_ready;                /* ready = process.send("ready") */
+  const char *control_path;      /* NULL: derived from the script */
+} lc__core_options;
+
+typedef struct lc__supervisor lc__supervisor;
+typedef struct lc__dispatch lc__dispatch;
+typedef struct lc__worker_link lc__worker_link;
+typedef struct lc__manager lc__manager;
+typedef struct lc__tcp lc__tcp;
+typedef struct lc__http_state lc__http_state;
+typedef struct lc__cleanup lc__cleanup;
+
+typedef struct lc__core {
+  uv_loop_t loop;
+  lc__core_options opts;
+  int role;
+  int sched;
+  int worker_id;       /* in a worker; 0 in a master */
+  int instance;        /* a managed worker's slot, else -1 */
+  const char *script;  /* absolute path of the app script */
+  char **args;         /* its arguments */
+  int nargs;
+  const char *exe_path;
+  uint64_t start_ns;
+
+  int exit_code;
+  int exiting;       /* an exit was asked: call no more into the app */
+  int shutting_down; /* closing every handle: close callbacks tell no one */
+  int loop_closed;   /* lc__loop_shutdown() ran */
+
+  lc__supervisor *sup;    /* master: the worker table */
+  lc__dispatch *dispatch; /* master: shared listening sockets */
+  lc__worker_link *link;  /* worker: the channel to the master */
+  lc__manager *manager;   /* managed mode: the policy over the workers */
+  lc__tcp *tcp;           /* servers and connections */
+  lc__http_state *http;   /* HTTP connections' shared parts */
+  lc__cleanup *cleanups;  /* run by lc__core_close(), last added first */
+} lc__core;
+
+/* Sets up the loop and the fields every role needs. 0 or a UV_E* code. */
+int lc__core_init(lc__core *core);
+
+/*
+ * Registers fn(arg) to run when the core closes, after the loop's handles
+ * are closed: each part frees what it allocated. Last registered runs first.
+ * 0 or UV_ENOMEM.
+ */
+int lc__core_on_close(lc__core *core, void (*fn)(void *arg), void *arg);
+
+/* Closes every handle (loop.c), then runs the cleanups. */
+void lc__core_close(lc__core *core);
+
+/* Ends the process's loop with code: nothing more is called back. */
+void lc__core_exit(lc__core *core, int code);
+
+/* Closes every handle, runs their close callbacks and closes the loop. */
+void lc__loop_shutdown(lc__core *core);
+
+/* signals.c: names of signals both ways ("SIGTERM" <-> 15; 0 / "SIGUNKNOWN"). */
+int lc__signal_number(const char *name);
+const char *lc__signal_name(int signum);
+
+/* Scheduling policy names ("rr", ...): 0 / "rr" for unknown. */
+int lc__sched_from_name(const char *name);
+const char *lc__sched_name(int sched);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * http_codec.h - HTTP/1.1 request reading and response writing, with no I/O.
+ *
+ * The reader wraps http-parser: it feeds bytes, enforces the limits, and
+ * reports each request as a head, body pieces and a completion. The writer
+ * builds status lines, header blocks and chunk frames into an lc__buf.
+ * The connection protocol (http_server.c) owns sockets and timers; this file
+ * only knows bytes, so the C unit tests and the fuzz target drive it directly.
+ */
+#ifndef LC_HTTP_H
+#define LC_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <http_parser.h>
+
+#include "buf.h"
+
+/* Limits; a request over one gets the status in brackets and a close. */
+typedef struct lc__http_limits {
+  size_t max_header_size; /* request line + headers, bytes [431]; 16 KiB */
+  size_t max_url_size;    /* bytes [414]; 8 KiB */
+  size_t max_headers;     /* header lines [431]; 100 */
+  uint64_t max_body_size; /* bytes, 0 = no limit [413]; 1 MiB */
+} lc__http_limits;
+
+void lc__http_limits_init(lc__http_limits *limits);
+
+typedef struct lc__http_header {
+  const char *name; /* lower-cased for requests */
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} lc__http_header;
+
+/* A request's head. Pointers are valid only during on_head. */
+typedef struct lc__http_head {
+  const char *method; /* "GET", NUL-terminated, static */
+  const char *url;
+  size_t url_len;
+  int major, minor;
+  int keep_alive;      /* the client allows another request after this */
+  int expect_continue; /* "Expect: 100-continue" */
+  int upgrade;         /* "Connection: upgrade" with "Upgrade:" */
+  const lc__http_header *headers;
+  size_t nheaders;
+} lc__http_head;
+
+/*
+ * Callbacks return 0 to go on, or 1 to pause: the reader stops after the
+ * callback and lc__http_reader_feed() returns with what it consumed.
+ */
+typedef struct lc__http_reader_cb {
+  int (*on_head)(void *arg, const lc__http_head *head);
+  int (*on_body)(void *arg, const char *data, size_t len);
+  int (*on_complete)(void *arg);
+} lc__http_reader_cb;
+
+typedef struct lc__http_reader {
+  http_parser parser;
+  const lc__http_limits *limits;
+  const lc__http_reader_cb *cb;
+  void *arg;
+  lc__buf head;            /* url and header bytes of the current request */
+  lc__http_header *fields; /* offsets into head while reading */
+  size_t nfields, cap_fields;
+  size_t head_bytes;       /* bytes of the current head seen */
+  uint64_t body_bytes;
+  int state;               /* where in a request the reader is */
+  int status;              /* error status, once set the reader is dead */
+  const char *reason;      /* error in words */
+  int paused;
+} lc__http_reader;
+
+void lc__http_reader_init(lc__http_reader *r, const lc__http_limits *limits,
+                          const lc__http_reader_cb *cb, void *arg);
+void lc__http_reader_free(lc__http_reader *r);
+
+/*
+ * Feeds len bytes. Returns how many were consumed: all of them, unless a
+ * callback paused (resume, then feed the rest) or the request is bad. On a
+ * bad request *status is the HTTP status to answer with (400, 413, 414, 431)
+ * and lc__http_reader_error() says why; the reader accepts nothing more.
+ */
+size_t lc__http_reader_feed(lc__http_reader *r, const char *data, size_t len,
+                            int *status);
+void lc__http_reader_resume(lc__http_reader *r);
+/* Between requests: no byte of a next request seen yet. */
+int lc__http_reader_idle(const lc__http_reader *r);
+/* Inside a request's head (for the header-read timeout). */
+int lc__http_reader_in_head(const lc__http_reader *r);
+const char *lc__http_reader_error(const lc__http_reader *r);
+
+/* Response writing ---------------------------------------------------------- */
+
+/* "Not Found" for 404; "Unknown" for a code it does not know. */
+const char *lc__http_status_text(int status);
+
+/* The Date header value for now (cached, refreshed once a second). */
+const char *lc__http_date(void);
+
+typedef struct lc__http_response {
+  int status;
+  const char *reason;     /* NULL: the standard text */
+  int major, minor;       /* the request's version */
+  int head_request;       /* answering HEAD: no body bytes */
+  int keep_alive;         /* in: the connection may stay open; out: it will */
+  int64_t content_length; /* in: known body length, or -1 */
+  int chunked;            /* out: the body must be sent in chunks */
+  int no_body;            /* out: no body may follow (HEAD, 1xx, 204, 304) */
+} lc__http_response;
+
+/*
+ * Writes the status line and headers. The writer adds what the app did not
+ * set: Date, then Content-Length when the length is known, else
+ * Transfer-Encoding: chunked for HTTP/1.1 (HTTP/1.0 ends the body by
+ * closing), and Connection: keep-alive/close. An app's own Content-Length,
+ * Transfer-Encoding or Connection header decides instead of the writer's.
+ * Returns 0, or UV_EINVAL (nothing written) when a name or value holds
+ * CR, LF or NUL, or a name is not a token.
+ */
+int lc__http_write_head(lc__buf *out, lc__http_response *res,
+                        const lc__http_header *headers, size_t nheaders);
+
+/* One chunk of a chunked body (nothing for len 0), and the last chunk. */
+int lc__http_write_chunk(lc__buf *out, const char *data, size_t len);
+int lc__http_write_last_chunk(lc__buf *out);
+
+/* "HTTP/1.1 100 Continue\r\n\r\n" */
+int lc__http_write_continue(lc__buf *out);
+
+/* A whole short response for an error status, with Connection: close. */
+int lc__http_write_error(lc__buf *out, int status);
+
+#endif

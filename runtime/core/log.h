@@ -1,0 +1,22 @@
+/*
+ * log.h - the one format of the runtime's own log lines:
+ *
+ *   (host-1234) [2026-11-23 14:00:00.123] [INFO] [worker1] - message
+ *
+ * The log is the process's, as its stderr is: lc__log_init() names who
+ * writes (master, worker3) once, at start.
+ */
+#ifndef LC_LOG_H
+#define LC_LOG_H
+
+enum lc__log_level { LC__LOG_DEBUG, LC__LOG_INFO, LC__LOG_WARN, LC__LOG_ERROR };
+
+/* Sets the name log lines carry ("master", "worker3"). */
+void lc__log_init(const char *who);
+/* One runtime log line: (host-pid) [time] [LEVEL] [who] - message. */
+void lc__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* LC__LOG_* for "debug", "info", "warn"/"warning", "error"; -1 if unknown. */
+int lc__log_level_from_name(const char *name);
+
+#endif

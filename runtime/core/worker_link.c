@@ -1,0 +1,228 @@
+/*
+ * worker_link.c - a worker's side of its channel to the master.
+ *
+ * The worker finds the channel on the descriptor LUACLUSTER_CHANNEL_FD names.
+ * It answers heartbeats from C (so a busy Lua loop misses them), hands user
+ * messages to the bindings, shared-port replies and descriptors to
+ * shared_listen.c, and runs the disconnect handshake: the master stops
+ * routing connections to the worker before the worker closes anything, so
+ * none is lost in between.
+ *
+ * A worker never outlives its master: the kernel sends it SIGKILL when the
+ * master dies (PR_SET_PDEATHSIG), and an unexpected end of the channel makes
+ * it exit 0, as a Node worker does.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "shared_listen.h"
+#include "tcp.h"
+#include "worker_link.h"
+
+struct lc__worker_link {
+  lc__core *core;
+  lc__channel channel;
+  int disconnect_asked; /* this worker asked the master to disconnect */
+  int disconnecting;    /* the master said DISCONNECT: draining */
+  const lc__link_events *ev;
+  void *ev_arg;
+};
+
+static void link_send_pong(lc__worker_link *link, uint64_t seq) {
+  lc__control c;
+
+  memset(&c, 0, sizeof(c));
+  c.cmd = LC__CTL_PONG;
+  c.value = seq;
+  c.value2 = lc__servers_requests(link->core);
+  lc__channel_send_control(&link->channel, &c, -1);
+}
+
+static void link_on_drained(lc__core *core) {
+  lc__worker_link *link = core->link;
+
+  if (link != NULL && link->channel.state == LC__CHANNEL_OPEN) {
+    lc__channel_flush_sync(&link->channel, 1000);
+    lc__channel_close(&link->channel, 0, "disconnected");
+  }
+}
+
+static void link_begin_disconnect(lc__worker_link *link) {
+  if (link->disconnecting)
+    return;
+  link->disconnecting = 1;
+  lc__servers_drain(link->core, link_on_drained);
+}
+
+static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
+  lc__worker_link *link = ch->data;
+
+  switch (c->cmd) {
+  case LC__CTL_PING:
+    link_send_pong(link, c->value);
+    break;
+  case LC__CTL_DISCONNECT:
+    link_begin_disconnect(link);
+    break;
+  case LC__CTL_LISTEN_REPLY:
+  case LC__CTL_CONNECTION:
+  case LC__CTL_LISTENER:
+    if ((c->cmd == LC__CTL_LISTEN_REPLY) != (fd < 0)) {
+      if (fd >= 0)
+        close(fd);
+      lc__channel_close(ch, UV_EPROTO, "descriptor and command disagree");
+      return;
+    }
+    lc__shared_listen_on_control(link->core, c, fd);
+    break;
+  default:
+    if (fd >= 0)
+      close(fd);
+    lc__channel_close(ch, UV_EPROTO, "unexpected control command from master");
+  }
+}
+
+static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
+  lc__worker_link *link = ch->data;
+  lc__control c;
+
+  if (f->type == LC__FRAME_MESSAGE) {
+    if (link->ev != NULL && !link->core->exiting)
+      link->ev->on_message(link->ev_arg, f->payload, f->payload_len);
+    return;
+  }
+  if (lc__control_check(f->payload, f->payload_len, &c) != 0) {
+    if (fd >= 0)
+      close(fd);
+    lc__channel_close(ch, UV_EPROTO, "malformed control record");
+    return;
+  }
+  link_on_control(ch, &c, fd);
+}
+
+static void link_on_written(lc__channel *ch, uint64_t written) {
+  lc__worker_link *link = ch->data;
+
+  if (link->ev != NULL && !link->core->exiting)
+    link->ev->on_written(link->ev_arg, written);
+}
+
+static void link_on_close(lc__channel *ch, int err, const char *reason) {
+  lc__worker_link *link = ch->data;
+  lc__core *core = link->core;
+
+  if (core->shutting_down)
+    return;
+  if (err != 0 && err != UV_EOF)
+    lc__log(LC__LOG_ERROR, "channel to the master closed: %s (%s)", reason,
+            uv_err_name(err));
+  if (link->ev != NULL && !core->exiting)
+    link->ev->on_disconnect(link->ev_arg);
+  if (!link->disconnecting) {
+    /* The master is gone or broke the protocol: nothing to serve for. */
+    lc__core_exit(core, 0);
+  }
+}
+
+static const lc__channel_cb link_channel_cb = {
+    link_on_frame, link_on_written, NULL, link_on_close, NULL};
+
+static void link_free(void *arg) {
+  lc__core *core = arg;
+
+  free(core->link);
+  core->link = NULL;
+}
+
+int lc__link_open(lc__core *core, int fd) {
+  const char *master = getenv(LC__ENV_MASTER_PID);
+  lc__worker_link *link;
+  lc__control c;
+  int err;
+
+  /* Die with the master; and if it is already gone, do not start. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (master != NULL && atoi(master) != (int)getppid())
+    return UV_ESRCH;
+  link = calloc(1, sizeof(*link));
+  if (link == NULL)
+    return UV_ENOMEM;
+  link->core = core;
+  err = lc__core_on_close(core, link_free, core);
+  if (err == 0)
+    err = lc__channel_open(&core->loop, &link->channel, fd,
+                           core->opts.max_message_size, &link_channel_cb, link);
+  if (err) {
+    free(link);
+    return err;
+  }
+  core->link = link;
+  memset(&c, 0, sizeof(c));
+  c.cmd = LC__CTL_ONLINE;
+  lc__channel_send_control(&link->channel, &c, -1);
+  return 0;
+}
+
+void lc__link_set_events(lc__core *core, const lc__link_events *ev,
+                         void *arg) {
+  if (core->link != NULL) {
+    core->link->ev = ev;
+    core->link->ev_arg = arg;
+  }
+}
+
+int lc__link_send(lc__core *core, const char *data, size_t len) {
+  if (core->link == NULL)
+    return UV_ENOTCONN;
+  return lc__channel_send(&core->link->channel, LC__FRAME_MESSAGE, data, len,
+                          -1);
+}
+
+int lc__link_send_control(lc__core *core, const lc__control *c) {
+  if (core->link == NULL)
+    return UV_ENOTCONN;
+  return lc__channel_send_control(&core->link->channel, c, -1);
+}
+
+void lc__link_kick(lc__core *core) {
+  if (core->link != NULL)
+    lc__channel_kick(&core->link->channel);
+}
+
+void lc__link_disconnect(lc__core *core) {
+  lc__control c;
+
+  if (!lc__link_connected(core) || core->link->disconnect_asked)
+    return;
+  /* The master answers DISCONNECT once it routes nothing more here. */
+  core->link->disconnect_asked = 1;
+  memset(&c, 0, sizeof(c));
+  c.cmd = LC__CTL_DISCONNECT_REQ;
+  lc__channel_send_control(&core->link->channel, &c, -1);
+}
+
+int lc__link_connected(lc__core *core) {
+  return core->link != NULL &&
+         core->link->channel.state == LC__CHANNEL_OPEN;
+}
+
+int lc__link_disconnecting(lc__core *core) {
+  return core->link != NULL && core->link->disconnecting;
+}
+
+void lc__link_flush(lc__core *core, int timeout_ms) {
+  if (lc__link_connected(core))
+    lc__channel_flush_sync(&core->link->channel, timeout_ms);
+}
+
+uint64_t lc__link_queued(lc__core *core) {
+  return core->link != NULL ? core->link->channel.queued : 0;
+}
+
+void lc__link_fail(lc__core *core, const char *reason) {
+  if (lc__link_connected(core))
+    lc__channel_close(&core->link->channel, UV_EPROTO, reason);
+}

@@ -1,0 +1,45 @@
+/*
+ * worker_link.h - a worker's link to its master: the worker's end of the
+ * channel. It answers heartbeats from C, passes the master's shared-port
+ * records to shared_listen.c, runs the disconnect handshake, and tells the
+ * bindings what concerns them through lc__link_events (as the supervisor
+ * tells the master's side through lc__worker_events).
+ */
+#ifndef LC_WORKER_LINK_H
+#define LC_WORKER_LINK_H
+
+#include "channel.h"
+#include "core.h"
+
+typedef struct lc__link_events {
+  /* A user message from the master. */
+  void (*on_message)(void *arg, const char *data, size_t len);
+  /* Bytes written to the master so far went up to `written`. */
+  void (*on_written)(void *arg, uint64_t written);
+  /* The channel ended (a disconnect, or the master went away). */
+  void (*on_disconnect)(void *arg);
+} lc__link_events;
+
+/* Opens the link on the inherited channel descriptor fd. */
+int lc__link_open(lc__core *core, int fd);
+/* Who hears the link's events (NULL: nobody). */
+void lc__link_set_events(lc__core *core, const lc__link_events *ev,
+                         void *arg);
+/* Worker -> master user message. 0, UV_EMSGSIZE, UV_EPIPE, UV_ENOTCONN. */
+int lc__link_send(lc__core *core, const char *data, size_t len);
+int lc__link_send_control(lc__core *core, const lc__control *c);
+/* Asks the master to disconnect this worker (cluster.worker:disconnect()). */
+void lc__link_disconnect(lc__core *core);
+int lc__link_connected(lc__core *core);
+/* The master said DISCONNECT: the servers drain, then the channel closes. */
+int lc__link_disconnecting(lc__core *core);
+/* Writes what is queued, waiting at most timeout_ms (for exits). */
+void lc__link_flush(lc__core *core, int timeout_ms);
+/* Makes on_written run at the end of this iteration. */
+void lc__link_kick(lc__core *core);
+/* Bytes ever queued on the channel (a send callback's offset). */
+uint64_t lc__link_queued(lc__core *core);
+/* Ends the channel because the master broke the protocol. */
+void lc__link_fail(lc__core *core, const char *reason);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * lua_binding.h - what the Lua bindings share: the runtime object (the core
+ * plus a Lua state), the one protected-call path from C into Lua, and the
+ * one way to bind a C object to a Lua userdata (lua_handle.c).
+ *
+ * Bindings check arguments, call the core, push results. The core reaches
+ * Lua only through the callback tables these files fill; everything Lua
+ * hears goes through lc__lua_emit(): dispatcher(object, event, ...), where
+ * the dispatcher (set once by lua/luacluster/boot.lua) calls
+ * object:_native(event, ...).
+ */
+#ifndef LC_LUA_BINDING_H
+#define LC_LUA_BINDING_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "luacluster.h"
+#include "core.h"
+
+typedef struct lc__preload {
+  char *name;
+  lua_CFunction open;
+  struct lc__preload *next;
+} lc__preload;
+
+typedef struct lc__hook {
+  void (*fn)(lua_State *L, void *arg);
+  void *arg;
+  struct lc__hook *next;
+} lc__hook;
+
+typedef struct lc__immediates lc__immediates;
+typedef struct lc__signal_watch lc__signal_watch;
+typedef struct lc__lua_link lc__lua_link;
+
+#define LC__MAX_SIGNAL 65
+
+struct lc_runtime {
+  lc__core core;     /* the C core's state; core.loop is the loop */
+  lc_options opts;   /* strings below are the runtime's own copies */
+  char *script;      /* absolute path of the app script */
+  char *script_dir;  /* its directory, for require() */
+  char **args;       /* script arguments */
+  int nargs;
+  char *exe_path;    /* this executable, as argv[0] for workers */
+  lc__preload *preloads;
+  lc__hook *hooks;
+
+  lua_State *L;      /* NULL in a managed-mode master, and once closed */
+  int dispatcher_ref; /* dispatcher(object, event, ...) */
+  int process_ref;    /* the process object: signals, exit, errors */
+  int worker_ref;     /* cluster.worker in a worker: channel events */
+  lc__immediates *immediates;
+  lc__signal_watch *signals[LC__MAX_SIGNAL];
+  lc__lua_link *link; /* a worker's channel, as Lua sees it */
+  lc__buf json_out;   /* the message encoder's buffer */
+  int json_decode_ref;
+};
+
+/* The runtime a binding function runs for (its upvalue 1). */
+#define lc__lua_rt(L) ((lc_runtime *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* Registers fns into the table on top, each with the runtime as upvalue. */
+void lc__lua_register(lua_State *L, lc_runtime *rt, const luaL_Reg *fns);
+
+/* lua_state.c ------------------------------------------------------------ */
+/* Creates the app's Lua state: libraries, bundled modules, preloads, hooks. */
+lua_State *lc__lua_open(lc_runtime *rt);
+/* Loads and runs the app script. 0, or an exit code when it cannot. */
+int lc__lua_run_app(lc_runtime *rt);
+/* The runtime a state belongs to (a registry lookup: not for hot paths). */
+lc_runtime *lc__lua_runtime_of(lua_State *L);
+/* Closes the Lua state (after the loop: nothing calls into it any more). */
+void lc__lua_close(lc_runtime *rt);
+/* The script loads (its syntax is right), or a one-line error: 0 or -1. */
+int lc__lua_check_script(const char *path);
+/*
+ * Calls the function below nargs arguments with a traceback handler. A Lua
+ * error is reported (process "uncaughtException", else logged and the
+ * process exits 1); process.exit() passes through quietly. Returns 0 when
+ * the call succeeded, leaving nresults values; else leaves nothing.
+ */
+int lc__lua_call(lc_runtime *rt, int nargs, int nresults);
+/* dispatcher(object at obj_ref, event, <nargs values on the stack>), through
+ * lc__lua_call(). -1 (and the values popped) when there is no one to tell. */
+int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
+                 int nresults);
+/* Sentinel error value process.exit() raises to unwind the Lua stack. */
+void lc__lua_push_exit_sentinel(lua_State *L);
+int lc__lua_is_exit_sentinel(lua_State *L, int idx);
+/* Pushes a registry ref (or nil for LUA_NOREF). */
+void lc__lua_push_ref(lua_State *L, int ref);
+/* Keeps the value at idx in *ref (dropping what *ref held). */
+void lc__lua_set_ref(lua_State *L, int *ref, int idx);
+/* Unrefs *ref if set and clears it; nothing once the state is closed. */
+void lc__lua_unref(lc_runtime *rt, int *ref);
+/* Pushes nil, message, code ("ECONNREFUSED"): a failed call's results. */
+int lc__lua_push_error(lua_State *L, int err);
+
+/* lua_core.c: the "luacluster.core" module ------------------------------- */
+int lc__open_core(lua_State *L);
+/* Each area adds its functions to the core table on top of the stack. */
+void lc__core_process(lua_State *L, lc_runtime *rt);
+void lc__core_timers(lua_State *L, lc_runtime *rt);
+void lc__core_signals(lua_State *L, lc_runtime *rt);
+void lc__core_cluster(lua_State *L, lc_runtime *rt);
+void lc__core_json(lua_State *L, lc_runtime *rt);
+void lc__core_net(lua_State *L, lc_runtime *rt);
+void lc__core_http(lua_State *L, lc_runtime *rt);
+/* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
+int lc__lua_loop_end(lc_runtime *rt);
+/* process.exitCode after the "exit" event, at a natural end. */
+int lc__lua_exit_code(lc_runtime *rt);
+/* Emits process "exit" with code (an uncaught error ends the process). */
+void lc__lua_exit_event(lc_runtime *rt, int code);
+
+/* lua_json.c: the codec every message goes through ----------------------- */
+/* Encodes the value at idx; pushes the encoding (0) or an error message. */
+int lc__json_encode(lc_runtime *rt, lua_State *L, int idx, const char **out,
+                    size_t *len);
+/* Pushes the decoded value (0), or an error message (-1). */
+int lc__json_decode(lc_runtime *rt, lua_State *L, const char *s, size_t len);
+
+/* lua_cluster.c: a worker's channel, as Lua sees it ---------------------- */
+int lc__lua_link_open(lc_runtime *rt);
+
+/* lua_handle.c: C objects behind Lua userdata (luv's rules) ------------- */
+
+typedef struct lc__lua_handle lc__lua_handle;
+
+/* One kind of handle: its metatable's name and how to start closing it
+ * (the close must end in lc__lua_handle_release()). */
+typedef struct lc__lua_type {
+  const char *name;
+  void (*close)(lc__lua_handle *h);
+} lc__lua_type;
+
+/*
+ * The head of every binding object. The userdata is a box holding a pointer
+ * to the object, which lives in malloc'd memory:
+ *   - while C may call back, self_ref holds the Lua object events go to
+ *     (the userdata, or the Lua table that owns it) and cb_ref a callback;
+ *   - the object is freed only by lc__lua_handle_release(), from the close
+ *     path of what it wraps (a libuv close callback, or the core's);
+ *   - __gc on a box whose object is still open starts its close.
+ */
+struct lc__lua_handle {
+  lc__owner owner; /* for objects that are a libuv handle's data */
+  lc_runtime *rt;
+  const lc__lua_type *type;
+  lc__lua_handle **box; /* the userdata's slot; NULL once collected */
+  int self_ref;
+  int cb_ref;
+  int closing;
+};
+
+/* Allocates a zeroed object of `size` (starting with lc__lua_handle) and
+ * pushes its userdata. */
+void *lc__lua_handle_new(lua_State *L, lc_runtime *rt,
+                         const lc__lua_type *type, size_t size);
+/* Pushes a userdata for an object made without one (lazily). */
+void lc__lua_handle_push_new(lua_State *L, lc__lua_handle *h);
+/* The object behind the userdata at idx; a Lua error if closed. */
+void *lc__lua_handle_check(lua_State *L, int idx, const lc__lua_type *type);
+/* The object behind the userdata at idx, or NULL if closed. */
+void *lc__lua_handle_test(lua_State *L, int idx, const lc__lua_type *type);
+/* Holds the Lua object at idx while C may call back (events go to it). */
+void lc__lua_handle_pin(lua_State *L, lc__lua_handle *h, int idx);
+void lc__lua_handle_unpin(lc__lua_handle *h);
+/* Keeps the function at idx as the handle's callback. */
+void lc__lua_handle_set_cb(lua_State *L, lc__lua_handle *h, int idx);
+/* Starts closing (once): the type's close; release follows. */
+void lc__lua_handle_close(lc__lua_handle *h);
+/* The close path's end: drops the refs, clears the box, frees. */
+void lc__lua_handle_release(lc__lua_handle *h);
+/* Emits event to the pinned object (see lc__lua_emit). */
+int lc__lua_handle_emit(lc__lua_handle *h, const char *event, int nargs,
+                        int nresults);
+/* Makes the metatable for a type: methods (with the runtime upvalue) as
+ * __index, and the shared __gc. */
+void lc__lua_handle_class(lua_State *L, lc_runtime *rt,
+                          const lc__lua_type *type, const luaL_Reg *methods);
+
+#endif

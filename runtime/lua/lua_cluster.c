@@ -1,0 +1,506 @@
+/*
+ * lua_cluster.c - the C half of lua/cluster.lua and process.send().
+ *
+ * In the master, core.fork() starts a worker through the supervisor and
+ * returns a WorkerHandle userdata; what happens to the worker reaches Lua as
+ * handler(worker_object, event, ...). In a worker, core.send() writes to the
+ * master and the channel's events reach Lua as handler(event, ...).
+ *
+ * Messages are JSON-encoded here, in the sender, so an unencodable value is
+ * a Lua error at the send() that tried it. Send callbacks run once the bytes
+ * are written, in order, or with an error when the channel ends first.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "lua_binding.h"
+#include "supervisor.h"
+#include "worker_link.h"
+
+
+/* Send callbacks, waiting for the channel to write up to their offset. */
+typedef struct lc__sendq {
+  struct {
+    uint64_t offset;
+    int ref;
+  } *items;
+  size_t head, len, cap;
+} lc__sendq;
+
+static int sendq_push(lua_State *L, lc__sendq *q, uint64_t offset, int idx) {
+  size_t i;
+
+  if (q->head + q->len == q->cap) {
+    if (q->head > 0) {
+      memmove(q->items, q->items + q->head, q->len * sizeof(*q->items));
+      q->head = 0;
+    } else {
+      size_t cap = q->cap ? q->cap * 2 : 8;
+      void *p = realloc(q->items, cap * sizeof(*q->items));
+      if (p == NULL)
+        return UV_ENOMEM;
+      q->items = p;
+      q->cap = cap;
+    }
+  }
+  i = q->head + q->len++;
+  q->items[i].offset = offset;
+  lua_pushvalue(L, idx);
+  q->items[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* Runs the callbacks whose bytes are written (err == NULL), or all of them
+ * with err. */
+static void sendq_fire(lc_runtime *rt, lc__sendq *q, uint64_t written,
+                       const char *err) {
+  lua_State *L = rt->L;
+
+  while (q->len > 0 && (err != NULL || q->items[q->head].offset <= written)) {
+    int ref = q->items[q->head].ref;
+    q->head++;
+    q->len--;
+    lc__lua_push_ref(L, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    if (err != NULL)
+      lua_pushstring(L, err);
+    else
+      lua_pushnil(L);
+    lc__lua_call(rt, 1, 0);
+  }
+  if (q->len == 0)
+    q->head = 0;
+}
+
+static void sendq_free(lc_runtime *rt, lc__sendq *q) {
+  while (q->len > 0) {
+    lc__lua_unref(rt, &q->items[q->head].ref);
+    q->head++;
+    q->len--;
+  }
+  free(q->items);
+  memset(q, 0, sizeof(*q));
+}
+
+/* Encodes the value at idx; raises a Lua error naming why it cannot. */
+static const char *encode_message(lua_State *L, int idx, size_t *len) {
+  const char *json;
+
+  if (lc__json_encode(lc__lua_rt(L), L, idx, &json, len) != 0)
+    luaL_error(L, "cannot send message: %s", lua_tostring(L, -1));
+  return json;
+}
+
+static void send_error(lua_State *L, int err, size_t len) {
+  if (err == UV_EMSGSIZE)
+    luaL_error(L, "cannot send message: %d bytes is over the %d-byte limit",
+               (int)len, (int)lc__lua_rt(L)->core.opts.max_message_size);
+  luaL_error(L, "cannot send message: %s", uv_strerror(err));
+}
+
+/* Master side --------------------------------------------------------------- */
+
+typedef struct lc__lua_worker {
+  lc__lua_handle base; /* pinned: the Lua Worker object, while it lives */
+  lc__worker *w;
+  lc__sendq sendq;
+} lc__lua_worker;
+
+/* The Lua side let go of the handle: so does the binding, and the core's
+ * worker goes once nothing else holds it. */
+static void worker_close(lc__lua_handle *h) {
+  lc__lua_worker *lw = (lc__lua_worker *)h;
+
+  sendq_free(h->rt, &lw->sendq);
+  if (lw->w != NULL) {
+    lw->w->data = NULL;
+    lc__worker_release(lw->w);
+  }
+  lc__lua_handle_release(h);
+}
+
+static const lc__lua_type worker_type = {"luacluster.Worker", worker_close};
+
+/* The binding object of w, or NULL once Lua let go of it. */
+static lc__lua_worker *lua_worker(lc__worker *w) { return w->data; }
+
+static void lw_emit(lc__worker *w, const char *event, int nargs) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw != NULL)
+    lc__lua_handle_emit(&lw->base, event, nargs, 0);
+}
+
+static void lw_on_online(lc__worker *w) { lw_emit(w, "online", 0); }
+
+static void lw_on_listening(lc__worker *w, const char *addr, int port) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw == NULL || lw->base.rt->L == NULL)
+    return;
+  lua_pushstring(lw->base.rt->L, addr);
+  lua_pushinteger(lw->base.rt->L, port);
+  lw_emit(w, "listening", 2);
+}
+
+static void lw_on_message(lc__worker *w, const char *json, size_t len) {
+  lc__lua_worker *lw = lua_worker(w);
+  lc_runtime *rt;
+
+  if (lw == NULL || lw->base.rt->core.exiting)
+    return;
+  rt = lw->base.rt;
+  if (lc__json_decode(rt, rt->L, json, len) != 0) {
+    lc__log(LC__LOG_WARN, "worker %d sent a message that is not JSON (%s)",
+            w->id, lua_tostring(rt->L, -1));
+    lua_pop(rt->L, 1);
+    lc__channel_close(&w->channel, UV_EPROTO, "message is not valid JSON");
+    return;
+  }
+  lw_emit(w, "message", 1);
+}
+
+static void lw_on_written(lc__worker *w, uint64_t written) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw != NULL && lw->sendq.len > 0)
+    sendq_fire(lw->base.rt, &lw->sendq, written, NULL);
+}
+
+static void lw_on_disconnect(lc__worker *w) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw != NULL && lw->sendq.len > 0)
+    sendq_fire(lw->base.rt, &lw->sendq, 0, "channel closed");
+  lw_emit(w, "disconnect", 0);
+}
+
+static void lw_on_error(lc__worker *w, int err, const char *reason) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw == NULL || lw->base.rt->L == NULL)
+    return;
+  lua_pushfstring(lw->base.rt->L, "worker %d: %s (%s)", w->id, reason,
+                  uv_err_name(err));
+  lw_emit(w, "error", 1);
+}
+
+static void lw_on_exit(lc__worker *w, int64_t code, int signum) {
+  lc__lua_worker *lw = lua_worker(w);
+  lua_State *L;
+
+  if (lw == NULL || lw->base.rt->L == NULL)
+    return;
+  L = lw->base.rt->L;
+  if (signum != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, lc__signal_name(signum));
+  } else {
+    lua_pushnumber(L, (lua_Number)code);
+    lua_pushnil(L);
+  }
+  lw_emit(w, "exit", 2);
+  /* Nothing more will happen to it: Lua may let it go. */
+  lc__lua_handle_unpin(&lw->base);
+}
+
+static const lc__worker_events lua_worker_events = {
+    lw_on_online,  lw_on_listening, lw_on_message, lw_on_disconnect,
+    lw_on_exit,    lw_on_error,     NULL,          lw_on_written};
+
+static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
+  return lc__lua_handle_check(L, idx, &worker_type);
+}
+
+static lc__worker *check_worker(lua_State *L, int idx) {
+  return check_lua_worker(L, idx)->w;
+}
+
+/* Copies a Lua array of strings; NULL on a non-table. */
+static char **string_array(lua_State *L, int idx, int *count) {
+  char **out;
+  int n, i;
+
+  *count = 0;
+  if (!lua_istable(L, idx))
+    return NULL;
+  n = (int)lua_objlen(L, idx);
+  out = calloc((size_t)n + 1, sizeof(char *));
+  for (i = 0; out != NULL && i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    out[i] = strdup(luaL_optstring(L, -1, ""));
+    lua_pop(L, 1);
+  }
+  *count = n;
+  return out;
+}
+
+/* {NAME = value} -> "NAME=value" strings. */
+static char **env_array(lua_State *L, int idx) {
+  char **out;
+  size_t n = 0, i = 0;
+
+  if (!lua_istable(L, idx))
+    return NULL;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    n++;
+    lua_pop(L, 1);
+  }
+  out = calloc(n + 1, sizeof(char *));
+  if (out == NULL)
+    return NULL;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING && i < n &&
+        (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ||
+         lua_type(L, -1) == LUA_TBOOLEAN)) {
+      const char *k = lua_tostring(L, -2);
+      const char *v = lua_type(L, -1) == LUA_TBOOLEAN
+                          ? (lua_toboolean(L, -1) ? "true" : "false")
+                          : lua_tostring(L, -1);
+      out[i] = malloc(strlen(k) + strlen(v) + 2);
+      if (out[i] != NULL)
+        sprintf(out[i++], "%s=%s", k, v);
+    }
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
+static void free_array(char **a) {
+  size_t i;
+
+  if (a == NULL)
+    return;
+  for (i = 0; a[i] != NULL; i++)
+    free(a[i]);
+  free(a);
+}
+
+/* core.fork({exec=, args=, env=, silent=}, worker_object) -> Worker handle;
+ * the worker object hears the worker's events. */
+static int core_fork(lua_State *L) {
+  lc_runtime *rt = lc__lua_rt(L);
+  lc__worker_spec spec;
+  lc__lua_worker *lw;
+  int err;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (rt->core.sup == NULL)
+    return luaL_error(L, "cluster.fork() is only for the master");
+
+  memset(&spec, 0, sizeof(spec));
+  lua_getfield(L, 1, "exec");
+  spec.exec = luaL_optstring(L, -1, rt->script);
+  lua_getfield(L, 1, "args");
+  spec.args = string_array(L, lua_gettop(L), &spec.nargs);
+  lua_getfield(L, 1, "env");
+  spec.env = env_array(L, lua_gettop(L));
+  lua_getfield(L, 1, "silent");
+  spec.silent = lua_toboolean(L, -1);
+  spec.instance = -1;
+
+  lw = lc__lua_handle_new(L, rt, &worker_type, sizeof(*lw));
+  err = lc__worker_spawn(&rt->core, &spec, &lua_worker_events, lw, &lw->w);
+  free_array(spec.args);
+  free_array(spec.env);
+  if (err)
+    return luaL_error(L, "cannot fork a worker: %s", uv_strerror(err));
+  lc__lua_handle_pin(L, &lw->base, 2);
+  return 1;
+}
+
+/* handle:send(value[, fn(err)]) -> true while the backlog is small */
+static int worker_send(lua_State *L) {
+  lc__lua_worker *lw = check_lua_worker(L, 1);
+  lc__worker *w = lw->w;
+  size_t len;
+  const char *json;
+  int err;
+
+  luaL_checkany(L, 2);
+  json = encode_message(L, 2, &len);
+  err = lc__worker_send(w, json, len);
+  if (err)
+    send_error(L, err, len);
+  if (lua_isfunction(L, 3)) {
+    sendq_push(L, &lw->sendq, w->channel.queued, 3);
+    lc__channel_kick(&w->channel);
+  }
+  lua_pushboolean(L, lc__channel_backlog(&w->channel) < 64 * 1024 * 1024);
+  return 1;
+}
+
+static int worker_kill(lua_State *L) {
+  lc__worker *w = check_worker(L, 1);
+  int signum = SIGTERM;
+
+  if (lua_type(L, 2) == LUA_TNUMBER)
+    signum = (int)lua_tointeger(L, 2);
+  else if (!lua_isnoneornil(L, 2) &&
+           (signum = lc__signal_number(luaL_checkstring(L, 2))) == 0)
+    return luaL_argerror(L, 2, "unknown signal");
+  lua_pushboolean(L, lc__worker_kill(w, signum) == 0);
+  return 1;
+}
+
+static int worker_disconnect(lua_State *L) {
+  lc__worker_disconnect(check_worker(L, 1));
+  return 0;
+}
+
+static int worker_info(lua_State *L) {
+  lc__worker *w = check_worker(L, 1);
+
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, w->id);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, w->pid);
+  lua_setfield(L, -2, "pid");
+  lua_pushstring(L, lc__worker_state_name(w->state));
+  lua_setfield(L, -2, "state");
+  lua_pushboolean(L, lc__worker_connected(w));
+  lua_setfield(L, -2, "connected");
+  lua_pushboolean(L, w->dead);
+  lua_setfield(L, -2, "dead");
+  lua_pushboolean(L, w->exited_after_disconnect);
+  lua_setfield(L, -2, "exitedAfterDisconnect");
+  return 1;
+}
+
+/* Worker side --------------------------------------------------------------- */
+
+/* A worker's channel, as Lua sees it: events go to cluster.worker. */
+struct lc__lua_link {
+  lc_runtime *rt;
+  lc__sendq sendq;
+};
+
+static void link_on_message(void *arg, const char *json, size_t len) {
+  lc__lua_link *ll = arg;
+  lc_runtime *rt = ll->rt;
+  lua_State *L = rt->L;
+
+  if (lc__json_decode(rt, L, json, len) != 0) {
+    lc__log(LC__LOG_ERROR, "master sent a message that is not JSON (%s)",
+            lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lc__link_fail(&rt->core, "message is not valid JSON");
+    return;
+  }
+  lc__lua_emit(rt, rt->worker_ref, "message", 1, 0);
+}
+
+static void link_on_written(void *arg, uint64_t written) {
+  lc__lua_link *ll = arg;
+
+  if (ll->sendq.len > 0)
+    sendq_fire(ll->rt, &ll->sendq, written, NULL);
+}
+
+static void link_on_disconnect(void *arg) {
+  lc__lua_link *ll = arg;
+
+  if (ll->sendq.len > 0)
+    sendq_fire(ll->rt, &ll->sendq, 0, "channel closed");
+  lc__lua_emit(ll->rt, ll->rt->worker_ref, "disconnect", 0, 0);
+}
+
+static const lc__link_events lua_link_events = {
+    link_on_message, link_on_written, link_on_disconnect};
+
+static void link_free(void *arg) {
+  lc_runtime *rt = arg;
+
+  lc__link_set_events(&rt->core, NULL, NULL);
+  sendq_free(rt, &rt->link->sendq);
+  free(rt->link);
+  rt->link = NULL;
+}
+
+int lc__lua_link_open(lc_runtime *rt) {
+  rt->link = calloc(1, sizeof(*rt->link));
+  if (rt->link == NULL)
+    return UV_ENOMEM;
+  rt->link->rt = rt;
+  lc__link_set_events(&rt->core, &lua_link_events, rt->link);
+  return lc__core_on_close(&rt->core, link_free, rt);
+}
+
+/* core.send(value[, fn(err)]): worker -> master */
+static int core_send(lua_State *L) {
+  lc_runtime *rt = lc__lua_rt(L);
+  size_t len;
+  const char *json;
+  int err;
+
+  luaL_checkany(L, 1);
+  if (!lc__link_connected(&rt->core) || rt->link == NULL)
+    return luaL_error(L, "cannot send message: not connected to a master");
+  json = encode_message(L, 1, &len);
+  err = lc__link_send(&rt->core, json, len);
+  if (err)
+    send_error(L, err, len);
+  if (lua_isfunction(L, 2)) {
+    sendq_push(L, &rt->link->sendq, lc__link_queued(&rt->core), 2);
+    lc__link_kick(&rt->core);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int core_disconnect(lua_State *L) {
+  lc__link_disconnect(&lc__lua_rt(L)->core);
+  return 0;
+}
+
+static int core_connected(lua_State *L) {
+  lc__core *core = &lc__lua_rt(L)->core;
+
+  lua_pushboolean(L, lc__link_connected(core) && !lc__link_disconnecting(core));
+  return 1;
+}
+
+/* core.set_worker(worker): cluster.worker hears the channel's events. */
+static int set_worker(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lc__lua_set_ref(L, &lc__lua_rt(L)->worker_ref, 1);
+  return 0;
+}
+
+static int core_sched_policy(lua_State *L) {
+  lc_runtime *rt = lc__lua_rt(L);
+
+  if (!lua_isnoneornil(L, 1)) {
+    int sched = lc__sched_from_name(luaL_checkstring(L, 1));
+    if (sched == 0)
+      return luaL_argerror(L, 1,
+                           "expected \"rr\", \"none\", \"reuseport\" or \"sticky\"");
+    rt->core.sched = sched;
+  }
+  lua_pushstring(L, lc__sched_name(rt->core.sched));
+  return 1;
+}
+
+void lc__core_cluster(lua_State *L, lc_runtime *rt) {
+  static const luaL_Reg worker_methods[] = {{"send", worker_send},
+                                            {"kill", worker_kill},
+                                            {"disconnect", worker_disconnect},
+                                            {"info", worker_info},
+                                            {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"fork", core_fork},
+      {"send", core_send},
+      {"disconnect", core_disconnect},
+      {"connected", core_connected},
+      {"set_worker", set_worker},
+      {"sched_policy", core_sched_policy},
+      {NULL, NULL}};
+
+  lc__lua_handle_class(L, rt, &worker_type, worker_methods);
+  lc__lua_register(L, rt, fns);
+}

@@ -316,19 +316,20 @@ static void worker_ready(lc__worker *w) {
     replace_done(slot);
 }
 
-static void mw_on_listening(lc__worker *w, const char *addr, int port) {
+static void managed_worker_on_listening(lc__worker *w, const char *addr,
+                                        int port) {
   (void)addr;
   (void)port;
   if (!w->core->opts.wait_ready)
     worker_ready(w);
 }
 
-static void mw_on_message(lc__worker *w, const char *json, size_t len) {
+static void managed_worker_on_message(lc__worker *w, const char *json, size_t len) {
   if (w->core->opts.wait_ready && len == 7 && memcmp(json, "\"ready\"", 7) == 0)
     worker_ready(w);
 }
 
-static void mw_on_exit(lc__worker *w, int64_t code, int signum) {
+static void managed_worker_on_exit(lc__worker *w, int64_t code, int signum) {
   lc__manager *m = manager_of(w);
   lc__slot *slot = w->data;
   uint64_t uptime = uv_now(&m->core->loop) - w->started_ms;
@@ -365,14 +366,20 @@ static void mw_on_exit(lc__worker *w, int64_t code, int signum) {
   manager_finish_if_done(m);
 }
 
-static void mw_on_error(lc__worker *w, int err, const char *reason) {
+static void managed_worker_on_error(lc__worker *w, int err, const char *reason) {
   (void)err;
   lc__log(LC__LOG_WARN, "[worker%d] %s", w->id, reason);
 }
 
 static const lc__worker_events manager_worker_events = {
-    NULL, mw_on_listening, mw_on_message, NULL,
-    mw_on_exit, mw_on_error, NULL, NULL};
+    NULL,
+    managed_worker_on_listening,
+    managed_worker_on_message,
+    NULL,
+    managed_worker_on_exit,
+    managed_worker_on_error,
+    NULL,
+    NULL};
 
 /* Health -------------------------------------------------------------------------- */
 

@@ -126,26 +126,26 @@ static const lc__lua_type worker_type = {"luacluster.Worker", worker_close};
 /* The binding object of w, or NULL once Lua let go of it. */
 static lc__lua_worker *lua_worker(lc__worker *w) { return w->data; }
 
-static void lw_emit(lc__worker *w, const char *event, int nargs) {
+static void worker_emit(lc__worker *w, const char *event, int nargs) {
   lc__lua_worker *lw = lua_worker(w);
 
   if (lw != NULL)
     lc__lua_handle_emit(&lw->base, event, nargs, 0);
 }
 
-static void lw_on_online(lc__worker *w) { lw_emit(w, "online", 0); }
+static void worker_on_online(lc__worker *w) { worker_emit(w, "online", 0); }
 
-static void lw_on_listening(lc__worker *w, const char *addr, int port) {
+static void worker_on_listening(lc__worker *w, const char *addr, int port) {
   lc__lua_worker *lw = lua_worker(w);
 
   if (lw == NULL || lw->base.rt->L == NULL)
     return;
   lua_pushstring(lw->base.rt->L, addr);
   lua_pushinteger(lw->base.rt->L, port);
-  lw_emit(w, "listening", 2);
+  worker_emit(w, "listening", 2);
 }
 
-static void lw_on_message(lc__worker *w, const char *json, size_t len) {
+static void worker_on_message(lc__worker *w, const char *json, size_t len) {
   lc__lua_worker *lw = lua_worker(w);
   lc_runtime *rt;
 
@@ -159,35 +159,35 @@ static void lw_on_message(lc__worker *w, const char *json, size_t len) {
     lc__channel_close(&w->channel, UV_EPROTO, "message is not valid JSON");
     return;
   }
-  lw_emit(w, "message", 1);
+  worker_emit(w, "message", 1);
 }
 
-static void lw_on_written(lc__worker *w, uint64_t written) {
+static void worker_on_written(lc__worker *w, uint64_t written) {
   lc__lua_worker *lw = lua_worker(w);
 
   if (lw != NULL && lw->sendq.len > 0)
     sendq_fire(lw->base.rt, &lw->sendq, written, NULL);
 }
 
-static void lw_on_disconnect(lc__worker *w) {
+static void worker_on_disconnect(lc__worker *w) {
   lc__lua_worker *lw = lua_worker(w);
 
   if (lw != NULL && lw->sendq.len > 0)
     sendq_fire(lw->base.rt, &lw->sendq, 0, "channel closed");
-  lw_emit(w, "disconnect", 0);
+  worker_emit(w, "disconnect", 0);
 }
 
-static void lw_on_error(lc__worker *w, int err, const char *reason) {
+static void worker_on_error(lc__worker *w, int err, const char *reason) {
   lc__lua_worker *lw = lua_worker(w);
 
   if (lw == NULL || lw->base.rt->L == NULL)
     return;
   lua_pushfstring(lw->base.rt->L, "worker %d: %s (%s)", w->id, reason,
                   uv_err_name(err));
-  lw_emit(w, "error", 1);
+  worker_emit(w, "error", 1);
 }
 
-static void lw_on_exit(lc__worker *w, int64_t code, int signum) {
+static void worker_on_exit(lc__worker *w, int64_t code, int signum) {
   lc__lua_worker *lw = lua_worker(w);
   lua_State *L;
 
@@ -201,14 +201,14 @@ static void lw_on_exit(lc__worker *w, int64_t code, int signum) {
     lua_pushnumber(L, (lua_Number)code);
     lua_pushnil(L);
   }
-  lw_emit(w, "exit", 2);
+  worker_emit(w, "exit", 2);
   /* Nothing more will happen to it: Lua may let it go. */
   lc__lua_handle_unpin(&lw->base);
 }
 
 static const lc__worker_events lua_worker_events = {
-    lw_on_online,  lw_on_listening, lw_on_message, lw_on_disconnect,
-    lw_on_exit,    lw_on_error,     NULL,          lw_on_written};
+    worker_on_online,  worker_on_listening, worker_on_message, worker_on_disconnect,
+    worker_on_exit,    worker_on_error,     NULL,          worker_on_written};
 
 static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
   return lc__lua_handle_check(L, idx, &worker_type);

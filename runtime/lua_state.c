@@ -11,6 +11,7 @@
 #include "lua_bundle.h"
 
 extern int luaopen_cjson(lua_State *L);
+extern int lc__open_crypto(lua_State *L);
 
 /* Registry keys. */
 static char exit_sentinel_key;
@@ -192,6 +193,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
   lua_pop(L, 2);
   set_preload(L, "luacluster.core", lc__open_core);
   set_preload(L, "cjson", luaopen_cjson);
+  set_preload(L, "luacluster.crypto", lc__open_crypto);
   for (p = rt->preloads; p != NULL; p = p->next)
     set_preload(L, p->name, p->open);
   set_paths(L, rt->script_dir);

@@ -97,6 +97,7 @@ local function decoder(custom)
     end
   end
   return function(s)
+    if s == "" then return s end
     s = gsub(s, "%+", "%%20")
     local ok, r = pcall(custom, s)
     if ok and type(r) == "string" then return r end

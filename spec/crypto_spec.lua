@@ -3,18 +3,8 @@
 -- it printed against published vectors (NIST for SHA, RFC 1321 for MD5,
 -- RFC 4231 for HMAC, RFC 4648 for base64 and hex).
 local lc = require("lc")
-local cjson = require("cjson")
 
--- Runs body as an app with a table R in scope, and returns R as the app
--- left it (sent back as JSON; a body that sets R.later prints it itself).
--- The app must exit 0.
-local function eval(body)
-  local p = lc.run("local cjson = require('cjson')\nlocal R = {}\n" .. body ..
-                   "\nif not R.later then print('RESULT ' .. cjson.encode(R)) end\n")
-  local line = p:wait_for("RESULT ([^\n]*)\n")
-  assert.are.equal(0, p:wait_exit())
-  return cjson.decode(line)
-end
+local eval = lc.eval
 
 -- The error message of calling fn, from inside the app, without the
 -- "app.lua:12: " position Lua puts in front.

@@ -100,6 +100,8 @@ int lc__lua_push_error(lua_State *L, int err);
 
 /* lua_core.c: the "luacluster.core" module ------------------------------- */
 int lc__open_core(lua_State *L);
+/* The "luacluster.crypto" module (lua_crypto.c): hashes, HMAC, random. */
+int lc__open_crypto(lua_State *L);
 /* Each area adds its functions to the core table on top of the stack. */
 void lc__core_process(lua_State *L, lc_runtime *rt);
 void lc__core_timers(lua_State *L, lc_runtime *rt);

@@ -223,6 +223,18 @@ function lc.run(source, args, opts)
   return lc.start(argv, opts), app
 end
 
+-- Runs body as an app with a table R in scope and returns R as the app
+-- left it, sent back as JSON (a body that sets R.later prints
+-- "RESULT <json>" itself). The app must exit 0.
+function lc.eval(body)
+  local cjson = require("cjson")
+  local p = lc.run("local cjson = require('cjson')\nlocal R = {}\n" .. body ..
+                   "\nif not R.later then print('RESULT ' .. cjson.encode(R)) end\n")
+  local line = p:wait_for("RESULT ([^\n]*)\n")
+  assert(p:wait_exit() == 0, "the app exited with an error:\n" .. p:output())
+  return cjson.decode(line)
+end
+
 -- lc.start() with stderr in a file of its own (the log then holds stdout
 -- only); returns the process, a function reading stderr, and its path.
 local split_count = 0

@@ -69,6 +69,7 @@ struct lc__http_state {
 
 static void hconn_feed(lc__http_conn *h, const char *data, size_t len);
 static void hconn_flush(lc__http_conn *h);
+static int hconn_cut_short(lc__http_conn *h);
 
 void lc__http_server_init(lc__http_server *server,
                           const lc__http_server_cb *cb) {
@@ -138,6 +139,8 @@ static void on_resume_check(uv_check_t *handle) {
     }
     h->in_read = 0;
     hconn_flush(h);
+    if (hconn_cut_short(h))
+      continue;
     if (!h->paused && !h->c->closing)
       lc__conn_resume(h->c);
   }
@@ -402,6 +405,16 @@ static int on_complete(void *arg) {
 
 static const lc__http_reader_cb reader_cb = {on_head, on_body, on_complete};
 
+/* The client sent FIN inside a request's body: that request can never
+ * end, so it is aborted (on_abort, on_close) rather than left waiting for
+ * the request timeout. 1 if the connection closes. */
+static int hconn_cut_short(lc__http_conn *h) {
+  if (!h->peer_done || !h->busy || h->complete)
+    return 0;
+  lc__conn_close(h->c);
+  return 1;
+}
+
 static void hconn_feed(lc__http_conn *h, const char *data, size_t len) {
   size_t used;
   int status = 0;
@@ -459,12 +472,16 @@ static void http_on_read(lc__conn *c, const char *data, size_t len) {
 static void http_on_eof(lc__conn *c) {
   lc__http_conn *h = c->data;
 
-  /* The client is done sending: answer what it sent, then close. */
-  if (h != NULL && (h->busy || h->paused || lc__buf_size(&h->pending) > 0)) {
-    h->peer_done = 1;
+  if (h == NULL) {
+    lc__conn_close(c);
     return;
   }
-  lc__conn_close(c);
+  h->peer_done = 1;
+  if (hconn_cut_short(h))
+    return;
+  /* The client is done sending: answer what it sent, then close. */
+  if (!h->busy && !h->paused && lc__buf_size(&h->pending) == 0)
+    lc__conn_close(c);
 }
 
 static void http_on_timeout(lc__conn *c) {

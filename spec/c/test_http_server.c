@@ -350,6 +350,61 @@ static void body_over_the_limit_gets_413(void) {
   harness_free(&h);
 }
 
+/* The client goes away inside a request's body: the request is aborted
+ * and the connection closed, whether it reset or half-closed. */
+static void client_gone_mid_body(int reset) {
+  harness h;
+  client *cl;
+
+  harness_init(&h);
+  cl = client_connect(&h, 0);
+  client_send_str(&h, cl,
+                  "POST /upload HTTP/1.1\r\nContent-Length: 100\r\n\r\n"
+                  "0123456789");
+  WAIT_UNTIL(&h, h.nreq == 1 && h.req[0].body_len == 10);
+  if (reset)
+    client_reset(cl);
+  else
+    shutdown(cl->fd, SHUT_WR);
+  WAIT_UNTIL(&h, strstr(events(&h), "close\n") != NULL);
+  CHECK_EQ_STR(events(&h), "request POST /upload\nabort\nclose\n");
+  CHECK(h.req[0].hc == NULL);
+  harness_free(&h);
+}
+
+static void client_reset_mid_request_aborts_then_closes(void) {
+  client_gone_mid_body(1);
+}
+
+static void client_half_close_mid_request_aborts_then_closes(void) {
+  client_gone_mid_body(0);
+}
+
+/* A half-close that cuts short a request still waiting behind a pipelined
+ * one: the first is answered, the second aborted. */
+static void half_close_mid_pipelined_request_aborts_it(void) {
+  harness h;
+  client *cl;
+
+  harness_init(&h);
+  h.on_end = NULL;
+  cl = client_connect(&h, 0);
+  client_send_str(&h, cl,
+                  GET("/1") "POST /2 HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc");
+  WAIT_UNTIL(&h, h.nreq == 1 && h.req[0].ended);
+  shutdown(cl->fd, SHUT_WR);
+  pump_for(&h, 20);
+  CHECK_EQ_INT(answer(&h, &h.req[0]), 0);
+  WAIT_UNTIL(&h, cl->eof);
+  CHECK_EQ_INT(cl->nres, 1);
+  CHECK_EQ_STR(cl->res[0].body, "/1");
+  CHECK(!cl->reset && !cl->parse_error);
+  WAIT_UNTIL(&h, strstr(events(&h), "close\n") != NULL);
+  CHECK_EQ_STR(events(&h), "request GET /1\nend\nanswer /1\n"
+                           "request POST /2\nabort\nclose\n");
+  harness_free(&h);
+}
+
 /* Request bodies --------------------------------------------------------------- */
 
 static void chunked_body_arrives_through_on_body_and_on_end(void) {
@@ -405,6 +460,9 @@ int main(void) {
   RUN(malformed_request_gets_400_and_close);
   RUN(oversized_header_gets_431);
   RUN(body_over_the_limit_gets_413);
+  RUN(client_reset_mid_request_aborts_then_closes);
+  RUN(client_half_close_mid_request_aborts_then_closes);
+  RUN(half_close_mid_pipelined_request_aborts_it);
   RUN(chunked_body_arrives_through_on_body_and_on_end);
   RUN(expect_100_continue_gets_continue_before_the_body);
   TEST_EXIT();

@@ -227,7 +227,9 @@ static void hconn_error(lc__http_conn *h, int status) {
     lc__conn_close(h->c);
     return;
   }
-  lc__http_write_error(&h->out, status);
+  /* A HEAD this connection reported gets no body; one refused before its
+   * head was read cannot be told from another method. */
+  lc__http_write_error(&h->out, status, h->busy && h->head_request);
   h->busy = 0;
   h->close_after = 1;
   hconn_flush(h);

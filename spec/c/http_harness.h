@@ -46,6 +46,7 @@ typedef struct response {
 typedef struct client {
   int fd;   /* -1 once the test closed it */
   int hold; /* leave the bytes in the socket: a client that does not read */
+  int sent_head; /* its requests are HEADs: responses carry no body */
   int eof;
   int reset; /* the connection ended with ECONNRESET */
   int parse_error;
@@ -99,7 +100,7 @@ static int client_on_headers_complete(http_parser *p) {
   cl->res[cl->nres].status = (int)p->status_code;
   cl->field_len = 0;
   cl->in_value = 0;
-  return 0;
+  return cl->sent_head ? 1 : 0; /* 1: no body follows */
 }
 
 static int client_on_body(http_parser *p, const char *at, size_t n) {
@@ -215,6 +216,7 @@ struct harness {
   lc__http_server cfg;
   lc__server *server;
   int server_closed;
+  int refuse;          /* a status on_request answers with, 0: none */
   handler_fn on_end;   /* what a handler does with a whole request */
   handler_fn on_drain; /* ... and when a backlogged response may go on */
   uint64_t delays[MAX_REQUESTS]; /* answer_later: request i's delay */
@@ -313,7 +315,7 @@ static int test_on_request(lc__http_conn *hc, const lc__http_head *head) {
   r->seq = lc__http_conn_seq(hc);
   snprintf(r->url, sizeof(r->url), "%.*s", (int)head->url_len, head->url);
   note(h, "request %s %s", head->method, r->url);
-  return 0;
+  return h->refuse;
 }
 
 static void test_on_body(lc__http_conn *hc, const char *data, size_t len) {

@@ -350,6 +350,26 @@ static void body_over_the_limit_gets_413(void) {
   harness_free(&h);
 }
 
+/* A HEAD refused by its handler (503: nobody listens) gets the error's
+ * head and no body, else the client would read it as a next response. */
+static void refused_head_request_gets_an_answer_without_a_body(void) {
+  harness h;
+  client *cl;
+
+  harness_init(&h);
+  h.refuse = 503;
+  cl = client_connect(&h, 0);
+  cl->sent_head = 1;
+  client_send_str(&h, cl, "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+  WAIT_UNTIL(&h, cl->eof);
+  CHECK_EQ_INT(cl->nres, 1);
+  CHECK_EQ_INT(cl->res[0].status, 503);
+  CHECK_EQ_STR(cl->res[0].connection, "close");
+  CHECK_EQ_INT(cl->res[0].body_len, 0);
+  CHECK(!cl->reset && !cl->parse_error);
+  harness_free(&h);
+}
+
 /* The client goes away inside a request's body: the request is aborted
  * and the connection closed, whether it reset or half-closed. */
 static void client_gone_mid_body(int reset) {
@@ -460,6 +480,7 @@ int main(void) {
   RUN(malformed_request_gets_400_and_close);
   RUN(oversized_header_gets_431);
   RUN(body_over_the_limit_gets_413);
+  RUN(refused_head_request_gets_an_answer_without_a_body);
   RUN(client_reset_mid_request_aborts_then_closes);
   RUN(client_half_close_mid_request_aborts_then_closes);
   RUN(half_close_mid_pipelined_request_aborts_it);

@@ -356,6 +356,13 @@ lc__server *lc__http_conn_server(lc__http_conn *h) { return h->c->server; }
 
 /* Reading --------------------------------------------------------------------- */
 
+/* Reading stops once the connection closes or its answer said "Connection:
+ * close": nothing after that answer is read, not even the rest of the read
+ * it came in (http_on_read drops later reads). */
+static int hconn_done_reading(const lc__http_conn *h) {
+  return h->c->closing || (h->close_after && !h->busy);
+}
+
 static int on_head(void *arg, const lc__http_head *head) {
   lc__http_conn *h = arg;
   int status;
@@ -380,14 +387,14 @@ static int on_head(void *arg, const lc__http_head *head) {
     hconn_error(h, status);
     return 1;
   }
-  return h->c->closing ? 1 : 0;
+  return hconn_done_reading(h);
 }
 
 static int on_body(void *arg, const char *data, size_t len) {
   lc__http_conn *h = arg;
 
   h->cfg->cb->on_body(h, data, len);
-  return h->c->closing ? 1 : 0;
+  return hconn_done_reading(h);
 }
 
 static int on_complete(void *arg) {
@@ -396,7 +403,7 @@ static int on_complete(void *arg) {
   h->complete = 1;
   h->cfg->cb->on_end(h);
   if (h->c->closing || h->close_after)
-    return h->busy ? 1 : 0;
+    return 1; /* no next request: the answer ends the connection */
   if (h->busy) {
     /* Answer in order: the next request waits for this response. */
     h->paused = 1;

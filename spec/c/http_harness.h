@@ -47,6 +47,7 @@ typedef struct client {
   int fd;   /* -1 once the test closed it */
   int hold; /* leave the bytes in the socket: a client that does not read */
   int sent_head; /* its requests are HEADs: responses carry no body */
+  int closed_by_answer; /* a response said "Connection: close" */
   int eof;
   int reset; /* the connection ended with ECONNRESET */
   int parse_error;
@@ -62,7 +63,9 @@ typedef struct client {
 static int client_on_message_begin(http_parser *p) {
   client *cl = p->data;
 
-  if (cl->nres == MAX_RESPONSES)
+  /* Nothing may follow an answer that ended the connection (Debian's
+   * http-parser is not strict and would read on). */
+  if (cl->nres == MAX_RESPONSES || cl->closed_by_answer)
     return -1;
   memset(&cl->res[cl->nres], 0, sizeof(cl->res[0]));
   return 0;
@@ -116,7 +119,11 @@ static int client_on_body(http_parser *p, const char *at, size_t n) {
 }
 
 static int client_on_message_complete(http_parser *p) {
-  ((client *)p->data)->nres++;
+  client *cl = p->data;
+
+  if (p->status_code >= 200 && !http_should_keep_alive(p))
+    cl->closed_by_answer = 1;
+  cl->nres++;
   return 0;
 }
 

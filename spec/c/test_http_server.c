@@ -302,6 +302,58 @@ static void request_on_an_idle_connection_after_server_close_gets_close(void) {
   harness_free(&h);
 }
 
+/* Two pipelined requests after the server's close: the first is answered
+ * with "Connection: close" and the second never reaches a handler, since
+ * nothing may follow that answer. */
+static void nothing_is_answered_after_a_close_answer(void) {
+  harness h;
+  client *cl;
+
+  harness_init(&h);
+  cl = client_connect(&h, 0);
+  client_send_str(&h, cl, GET("/before"));
+  WAIT_UNTIL(&h, cl->nres == 1);
+  lc__server_close(h.server);
+  client_send_str(&h, cl, GET("/a") GET("/next"));
+  WAIT_UNTIL(&h, cl->eof);
+  CHECK_EQ_INT(cl->nres, 2);
+  CHECK_EQ_STR(cl->res[1].body, "/a");
+  CHECK_EQ_STR(cl->res[1].connection, "close");
+  CHECK(!cl->reset && !cl->parse_error);
+  CHECK(strstr(events(&h), "/next") == NULL);
+  harness_free(&h);
+}
+
+/* A handler that answers at the head with "Connection: close": the rest
+ * of the request is not read, so a bad body gets no second answer. */
+static int answer_at_head(lc__http_conn *hc, const lc__http_head *head) {
+  harness *h = harness_of(hc);
+
+  test_on_request(hc, head);
+  CHECK_EQ_INT(answer(h, &h->req[h->nreq - 1]), 0);
+  return 0;
+}
+
+static void nothing_is_read_after_an_early_close_answer(void) {
+  lc__http_server_cb cb = test_cb;
+  harness h;
+  client *cl;
+
+  harness_init(&h);
+  cb.on_request = answer_at_head;
+  h.cfg.cb = &cb;
+  cl = client_connect(&h, 0);
+  client_send_str(&h, cl,
+                  "POST /early HTTP/1.1\r\nConnection: close\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\nnot a chunk\r\n");
+  WAIT_UNTIL(&h, cl->eof);
+  CHECK_EQ_INT(cl->nres, 1);
+  CHECK_EQ_INT(cl->res[0].status, 200);
+  CHECK_EQ_STR(cl->res[0].connection, "close");
+  CHECK(!cl->reset && !cl->parse_error);
+  harness_free(&h);
+}
+
 /* Bad input ---------------------------------------------------------------------- */
 
 /* Sends s and expects one error answer with status, then the end. */
@@ -477,6 +529,8 @@ int main(void) {
   RUN(server_close_during_a_request_ends_the_connection_after_it);
   RUN(server_close_ends_an_idle_connection_after_a_grace);
   RUN(request_on_an_idle_connection_after_server_close_gets_close);
+  RUN(nothing_is_answered_after_a_close_answer);
+  RUN(nothing_is_read_after_an_early_close_answer);
   RUN(malformed_request_gets_400_and_close);
   RUN(oversized_header_gets_431);
   RUN(body_over_the_limit_gets_413);

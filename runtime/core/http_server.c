@@ -17,7 +17,9 @@
  * Closing the server (or a worker's disconnect) never resets a connection:
  * a busy one gets "Connection: close" on its current response; an idle one
  * is closed after a short grace, or answered with "Connection: close" if a
- * request arrives first.
+ * request arrives first. Nothing after an answer that says "Connection:
+ * close" is read. A client's FIN after whole requests gets them answered
+ * first; a FIN inside a request aborts it, as it can never end.
  */
 #include <stdlib.h>
 #include <string.h>

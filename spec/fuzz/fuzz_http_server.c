@@ -10,9 +10,9 @@
  *       the server closes early or late, the client holds its reads, the
  *       size of streamed chunks
  *   [1..2] how the handler answers each request (3 bits a request, five
- *       requests a cycle): at its
- *       end, from a zero-ms timer, at its head, streamed, refused (503),
- *       never, dropped after its head, or first with a bad header
+ *       requests a cycle): at its end, from a zero-ms timer, at its head,
+ *       streamed, refused (503), never, dropped after its head, or first
+ *       with a bad header
  *   [3..5] where the rest is cut into up to four writes
  *
  * The rest goes in as those writes, the loop running until the connection

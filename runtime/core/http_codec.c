@@ -723,7 +723,7 @@ int lc__http_write_continue(lc__buf *out) {
   return lc__buf_puts(out, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
-int lc__http_write_error(lc__buf *out, int status) {
+int lc__http_write_error(lc__buf *out, int status, int head_request) {
   const char *reason;
   size_t reason_len, body_len;
   char *d;
@@ -745,10 +745,12 @@ int lc__http_write_error(lc__buf *out, int status) {
   d = PUT_LIT(d, "\r\nConnection: close\r\nDate: ");
   d = put(d, lc__http_date(), 29);
   d = PUT_LIT(d, "\r\n\r\n");
-  d += put_dec(d, (uint64_t)status);
-  *d++ = ' ';
-  d = put(d, reason, reason_len);
-  *d++ = '\n';
+  if (!head_request) {
+    d += put_dec(d, (uint64_t)status);
+    *d++ = ' ';
+    d = put(d, reason, reason_len);
+    *d++ = '\n';
+  }
   out->len = (size_t)(d - out->base);
   return 0;
 }

@@ -129,7 +129,8 @@ int lc__http_write_last_chunk(lc__buf *out);
 /* "HTTP/1.1 100 Continue\r\n\r\n" */
 int lc__http_write_continue(lc__buf *out);
 
-/* A whole short response for an error status, with Connection: close. */
-int lc__http_write_error(lc__buf *out, int status);
+/* A whole short response for an error status, with Connection: close;
+ * answering HEAD, its head only. */
+int lc__http_write_error(lc__buf *out, int status, int head_request);
 
 #endif

@@ -17,7 +17,9 @@
  * Closing the server (or a worker's disconnect) never resets a connection:
  * a busy one gets "Connection: close" on its current response; an idle one
  * is closed after a short grace, or answered with "Connection: close" if a
- * request arrives first.
+ * request arrives first. Nothing after an answer that says "Connection:
+ * close" is read. A client's FIN after whole requests gets them answered
+ * first; a FIN inside a request aborts it, as it can never end.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,7 @@ struct lc__http_state {
 
 static void hconn_feed(lc__http_conn *h, const char *data, size_t len);
 static void hconn_flush(lc__http_conn *h);
+static int hconn_cut_short(lc__http_conn *h);
 
 void lc__http_server_init(lc__http_server *server,
                           const lc__http_server_cb *cb) {
@@ -138,6 +141,8 @@ static void on_resume_check(uv_check_t *handle) {
     }
     h->in_read = 0;
     hconn_flush(h);
+    if (hconn_cut_short(h))
+      continue;
     if (!h->paused && !h->c->closing)
       lc__conn_resume(h->c);
   }
@@ -224,7 +229,9 @@ static void hconn_error(lc__http_conn *h, int status) {
     lc__conn_close(h->c);
     return;
   }
-  lc__http_write_error(&h->out, status);
+  /* A HEAD this connection reported gets no body; one refused before its
+   * head was read cannot be told from another method. */
+  lc__http_write_error(&h->out, status, h->busy && h->head_request);
   h->busy = 0;
   h->close_after = 1;
   hconn_flush(h);
@@ -351,6 +358,13 @@ lc__server *lc__http_conn_server(lc__http_conn *h) { return h->c->server; }
 
 /* Reading --------------------------------------------------------------------- */
 
+/* Reading stops once the connection closes or its answer said "Connection:
+ * close": nothing after that answer is read, not even the rest of the read
+ * it came in (http_on_read drops later reads). */
+static int hconn_done_reading(const lc__http_conn *h) {
+  return h->c->closing || (h->close_after && !h->busy);
+}
+
 static int on_head(void *arg, const lc__http_head *head) {
   lc__http_conn *h = arg;
   int status;
@@ -375,14 +389,14 @@ static int on_head(void *arg, const lc__http_head *head) {
     hconn_error(h, status);
     return 1;
   }
-  return h->c->closing ? 1 : 0;
+  return hconn_done_reading(h);
 }
 
 static int on_body(void *arg, const char *data, size_t len) {
   lc__http_conn *h = arg;
 
   h->cfg->cb->on_body(h, data, len);
-  return h->c->closing ? 1 : 0;
+  return hconn_done_reading(h);
 }
 
 static int on_complete(void *arg) {
@@ -391,7 +405,7 @@ static int on_complete(void *arg) {
   h->complete = 1;
   h->cfg->cb->on_end(h);
   if (h->c->closing || h->close_after)
-    return h->busy ? 1 : 0;
+    return 1; /* no next request: the answer ends the connection */
   if (h->busy) {
     /* Answer in order: the next request waits for this response. */
     h->paused = 1;
@@ -401,6 +415,16 @@ static int on_complete(void *arg) {
 }
 
 static const lc__http_reader_cb reader_cb = {on_head, on_body, on_complete};
+
+/* The client sent FIN inside a request's body: that request can never
+ * end, so it is aborted (on_abort, on_close) rather than left waiting for
+ * the request timeout. 1 if the connection closes. */
+static int hconn_cut_short(lc__http_conn *h) {
+  if (!h->peer_done || !h->busy || h->complete)
+    return 0;
+  lc__conn_close(h->c);
+  return 1;
+}
 
 static void hconn_feed(lc__http_conn *h, const char *data, size_t len) {
   size_t used;
@@ -459,12 +483,16 @@ static void http_on_read(lc__conn *c, const char *data, size_t len) {
 static void http_on_eof(lc__conn *c) {
   lc__http_conn *h = c->data;
 
-  /* The client is done sending: answer what it sent, then close. */
-  if (h != NULL && (h->busy || h->paused || lc__buf_size(&h->pending) > 0)) {
-    h->peer_done = 1;
+  if (h == NULL) {
+    lc__conn_close(c);
     return;
   }
-  lc__conn_close(c);
+  h->peer_done = 1;
+  if (hconn_cut_short(h))
+    return;
+  /* The client is done sending: answer what it sent, then close. */
+  if (!h->busy && !h->paused && lc__buf_size(&h->pending) == 0)
+    lc__conn_close(c);
 }
 
 static void http_on_timeout(lc__conn *c) {

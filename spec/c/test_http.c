@@ -845,7 +845,7 @@ static void error_response_is_complete(void) {
   http_parser p;
   lc__buf out = LC__BUF_INIT;
 
-  CHECK_EQ_INT(lc__http_write_error(&out, 431), 0);
+  CHECK_EQ_INT(lc__http_write_error(&out, 431, 0), 0);
   CHECK(memcmp(out.base, "HTTP/1.1 431 Request Header Fields Too Large\r\n",
                46) == 0);
   memset(&settings, 0, sizeof(settings));
@@ -861,6 +861,23 @@ static void error_response_is_complete(void) {
   CHECK_EQ_INT(pr.connection_close, 1);
   CHECK_EQ_STR(pr.body, "431 Request Header Fields Too Large\n");
   lc__buf_free(&out);
+}
+
+/* Answering HEAD: the same head, Content-Length included, and no body. */
+static void error_response_to_head_has_no_body(void) {
+  lc__buf get = LC__BUF_INIT, head = LC__BUF_INIT;
+  const char *end;
+
+  CHECK_EQ_INT(lc__http_write_error(&get, 503, 0), 0);
+  CHECK_EQ_INT(lc__http_write_error(&head, 503, 1), 0);
+  end = memmem(get.base, get.len, "\r\n\r\n", 4);
+  CHECK(end != NULL);
+  if (end != NULL) /* the Date may differ, its length does not */
+    CHECK_EQ_INT(head.len, (size_t)(end + 4 - get.base));
+  CHECK(memmem(head.base, head.len, "\r\nContent-Length: 24\r\n", 22) != NULL);
+  CHECK(head.len > 4 && memcmp(head.base + head.len - 4, "\r\n\r\n", 4) == 0);
+  lc__buf_free(&get);
+  lc__buf_free(&head);
 }
 
 static void date_format(void) {
@@ -921,6 +938,7 @@ int main(void) {
   RUN(chunk_framing);
   RUN(continue_line);
   RUN(error_response_is_complete);
+  RUN(error_response_to_head_has_no_body);
   RUN(date_format);
   RUN(status_text_covers_common_codes);
   TEST_EXIT();

@@ -158,7 +158,7 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
 
 static int is_command(const char *s) {
   return !strcmp(s, "status") || !strcmp(s, "reload") || !strcmp(s, "stop") ||
-         !strcmp(s, "scale");
+         !strcmp(s, "scale") || !strcmp(s, "upgrade");
 }
 
 /* luacluster status [--json] | reload | stop | scale N  [app.lua] [--control P] */

@@ -59,6 +59,8 @@ typedef struct lc__listener {
   int sched;
   uint32_t id;
   char key[96]; /* "host:port" as asked */
+  char host[64]; /* as asked */
+  int asked_port;
   char addr[64];
   int port;
   uint32_t flags;
@@ -425,7 +427,8 @@ static int listener_take_passed(lc__core *core, lc__listener *l,
     return err;
   }
   l->fd = fd;
-  l->port = req->port;
+  if (lc__listen_socket_port(fd, &l->port) != 0)
+    l->port = req->port;
   return 0;
 }
 
@@ -446,6 +449,8 @@ static lc__listener *listener_open(lc__core *core, const lc__control *req,
   l->id = core->dispatch->next_id++;
   l->flags = req->flags;
   snprintf(l->key, sizeof(l->key), "%s", key);
+  snprintf(l->host, sizeof(l->host), "%s", req->addr);
+  l->asked_port = req->port;
   if (req->flags & LC__LISTEN_IPV6ONLY)
     flags |= LC__SOCK_IPV6ONLY;
   if (l->sched == LC__SCHED_REUSEPORT)
@@ -691,13 +696,16 @@ void lc__dispatch_stop(lc__core *core) {
   }
 }
 
-int lc__dispatch_fds(lc__core *core, int *fds, int max) {
+int lc__dispatch_fds(lc__core *core, int *fds, char (*names)[96], int max) {
   lc__listener *l;
   int n = 0;
 
   for (l = core->dispatch ? core->dispatch->listeners : NULL; l && n < max;
-       l = l->next)
-    if (l->fd >= 0)
+       l = l->next) {
+    if (l->fd >= 0) {
+      lc__activation_name(l->host, l->asked_port, names[n], 96);
       fds[n++] = l->fd;
+    }
+  }
   return n;
 }

@@ -29,6 +29,7 @@
 typedef struct lc__passed {
   int fd; /* -1 once taken */
   struct sockaddr_storage addr;
+  char name[LC__PASSED_NAME_MAX]; /* from LISTEN_FDNAMES, or "" */
 } lc__passed;
 
 struct lc__activation {
@@ -75,17 +76,40 @@ static void describe(const struct sockaddr_storage *ss, char *out,
            lc__sockaddr_port(ss));
 }
 
+/* The i-th of LISTEN_FDNAMES ("a:b:c"), or "". */
+static void passed_name(int i, char *out, size_t size) {
+  const char *p = getenv("LISTEN_FDNAMES"), *end;
+
+  out[0] = '\0';
+  while (p != NULL && i-- > 0)
+    p = (p = strchr(p, ':')) != NULL ? p + 1 : NULL;
+  if (p == NULL)
+    return;
+  end = strchr(p, ':');
+  snprintf(out, size, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
+}
+
+void lc__activation_name(const char *host, int port, char *out, size_t size) {
+  size_t i;
+
+  snprintf(out, size, "%s|%d", host != NULL && *host ? host : "0.0.0.0", port);
+  for (i = 0; out[i] != '\0'; i++)
+    if (out[i] == ':')
+      out[i] = '|'; /* ':' separates LISTEN_FDNAMES */
+}
+
 int lc__activation_init(lc__core *core) {
   int n = passed_count(), i, fd, type;
   socklen_t len;
   lc__activation *a;
   char what[96];
 
-  unsetenv("LISTEN_FDS");
-  unsetenv("LISTEN_PID");
-  unsetenv("LISTEN_FDNAMES");
-  if (n == 0)
+  if (n == 0) {
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDNAMES");
     return 0;
+  }
   a = calloc(1, sizeof(*a));
   if (a == NULL || lc__core_on_close(core, activation_free, core) != 0) {
     free(a);
@@ -121,10 +145,14 @@ int lc__activation_init(lc__core *core) {
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     a->sockets[a->n].fd = fd;
+    passed_name(i, a->sockets[a->n].name, sizeof(a->sockets[a->n].name));
     describe(&a->sockets[a->n].addr, what, sizeof(what));
     lc__log(LC__LOG_INFO, "passed a listening socket for %s", what);
     a->n++;
   }
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDNAMES");
   return 0;
 }
 
@@ -145,13 +173,20 @@ int lc__activation_take(lc__core *core, const char *host, int port,
                         int *reuseport, int *listening) {
   lc__activation *a = core->activation;
   struct sockaddr_storage want;
+  char name[LC__PASSED_NAME_MAX];
   socklen_t len;
   int i, fd, v;
 
-  if (a == NULL || port <= 0 || lc__resolve(host, port, &want) != 0)
+  if (a == NULL || port < 0 || lc__resolve(host, port, &want) != 0)
     return -1;
+  /* Port 0 ("any") matches the socket an old master got for the same
+   * request, by its name: the port stays what the app was given. */
+  lc__activation_name(host, port, name, sizeof(name));
   for (i = 0; i < a->n; i++) {
-    if (a->sockets[i].fd < 0 || !same_address(&a->sockets[i].addr, &want))
+    if (a->sockets[i].fd < 0)
+      continue;
+    if (port == 0 ? strcmp(a->sockets[i].name, name) != 0
+                  : !same_address(&a->sockets[i].addr, &want))
       continue;
     fd = a->sockets[i].fd;
     a->sockets[i].fd = -1;
@@ -164,12 +199,16 @@ int lc__activation_take(lc__core *core, const char *host, int port,
   return -1;
 }
 
-int lc__activation_unused(lc__core *core, int *fds, int max) {
+int lc__activation_unused(lc__core *core, int *fds, const char **names,
+                          int max) {
   lc__activation *a = core->activation;
   int i, n = 0;
 
-  for (i = 0; a != NULL && i < a->n && n < max; i++)
-    if (a->sockets[i].fd >= 0)
+  for (i = 0; a != NULL && i < a->n && n < max; i++) {
+    if (a->sockets[i].fd >= 0) {
+      names[n] = a->sockets[i].name;
       fds[n++] = a->sockets[i].fd;
+    }
+  }
   return n;
 }

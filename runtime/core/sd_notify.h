@@ -49,13 +49,20 @@ void lc__notify_worker_listening(lc__core *core);
  * get, marks them close-on-exec and unsets LISTEN_*. 0 or a UV_E* code. */
 int lc__activation_init(lc__core *core);
 /*
- * A passed socket bound to host:port, or -1. The caller owns the returned
+ * A passed socket bound to host:port, or -1; for port 0, the one passed
+ * under the name of host:0 (an upgrading master's). The caller owns the returned
  * descriptor (non-blocking, close-on-exec). *reuseport says whether it has
  * SO_REUSEPORT; *listening whether it listens already.
  */
 int lc__activation_take(lc__core *core, const char *host, int port,
                         int *reuseport, int *listening);
-/* Passed sockets no listen() took yet: up to max descriptors into fds. */
-int lc__activation_unused(lc__core *core, int *fds, int max);
+/* Passed sockets no listen() took yet: up to max descriptors into fds and
+ * their names (LISTEN_FDNAMES) into names. */
+int lc__activation_unused(lc__core *core, int *fds, const char **names,
+                          int max);
+/* The name a socket for a listen() on host:port is passed under (in
+ * LISTEN_FDNAMES, by an upgrading master): "127.0.0.1|0". */
+#define LC__PASSED_NAME_MAX 96
+void lc__activation_name(const char *host, int port, char *out, size_t size);
 
 #endif

@@ -40,6 +40,7 @@ extern char **environ;
 #define FDS_MAX 64
 #define ENV_ROWS 8
 #define ENV_ROW (PATH_MAX + 64)
+#define NAMES_MAX (FDS_MAX * 97 + 1)
 
 enum { UPGRADE_OLD = 1, UPGRADE_NEW };
 
@@ -234,8 +235,9 @@ static void old_on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
 }
 
 /* The new master's environment: ours, with what it must be given. */
-static char **child_env(lc__core *core, int nfds, const char *control,
-                        char own[ENV_ROWS][ENV_ROW]) {
+static char **child_env(lc__core *core, int nfds, const char *names,
+                        const char *control, char own[ENV_ROWS][ENV_ROW],
+                        char *names_row) {
   static const char *drop[] = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                                "NOTIFY_SOCKET", "WATCHDOG_USEC",
                                "WATCHDOG_PID", LC__ENV_UPGRADE_FROM,
@@ -246,7 +248,7 @@ static char **child_env(lc__core *core, int nfds, const char *control,
 
   while (environ[n] != NULL)
     n++;
-  env = calloc(n + ENV_ROWS + 1, sizeof(char *));
+  env = calloc(n + ENV_ROWS + 2, sizeof(char *));
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++) {
@@ -259,6 +261,8 @@ static char **child_env(lc__core *core, int nfds, const char *control,
       env[k++] = environ[i];
   }
   snprintf(own[rows++], ENV_ROW, "LISTEN_FDS=%d", nfds);
+  snprintf(names_row, NAMES_MAX + 32, "LISTEN_FDNAMES=%s", names);
+  env[k++] = names_row;
   snprintf(own[rows++], ENV_ROW, "%s=%d", LC__ENV_UPGRADE_FROM, (int)getpid());
   snprintf(own[rows++], ENV_ROW, "%s=%d", LC__ENV_UPGRADE_FD, 3 + nfds);
   if (control != NULL)
@@ -306,17 +310,29 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
   uv_process_options_t opts;
   uv_stdio_container_t stdio[FDS_MAX + 5];
   char own[ENV_ROWS][ENV_ROW];
-  static char cmdline[65536];
-  int fds[FDS_MAX], nfds, i, err, control = -1;
+  static char cmdline[65536], names[NAMES_MAX], names_row[NAMES_MAX + 32];
+  static char listener_names[FDS_MAX][96];
+  const char *unused_names[FDS_MAX];
+  int fds[FDS_MAX], nfds, nused, i, err, control = -1;
   char **env = NULL, **args;
+  size_t off = 0;
 
-  nfds = lc__dispatch_fds(core, fds, FDS_MAX);
-  nfds += lc__activation_unused(core, fds + nfds, FDS_MAX - nfds);
+  /* Each socket goes with the name of the listen() it serves, so the new
+   * master's port-0 listens find theirs (sd_listen.c). */
+  nused = lc__dispatch_fds(core, fds, listener_names, FDS_MAX);
+  nfds = nused + lc__activation_unused(core, fds + nused, unused_names,
+                                       FDS_MAX - nused);
+  names[0] = '\0';
+  for (i = 0; i < nfds; i++)
+    off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+                            i ? ":" : "",
+                            i < nused ? listener_names[i] : unused_names[i - nused]);
   if (m->control_open && uv_fileno((uv_handle_t *)&m->control, &control) != 0)
     control = -1;
   args = own_args(cmdline, sizeof(cmdline));
   if (args != NULL)
-    env = child_env(core, nfds, control >= 0 ? m->control_path : NULL, own);
+    env = child_env(core, nfds, names, control >= 0 ? m->control_path : NULL,
+                    own, names_row);
   if (args == NULL || env == NULL) {
     free(args);
     free(env);

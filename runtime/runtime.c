@@ -252,6 +252,11 @@ static int setup(lc_runtime *rt) {
   } else if (rt->opts.workers != 0) {
     rt->core.role = LC__ROLE_MANAGER;
   }
+  if (rt->core.role == LC__ROLE_MASTER && rt->opts.metrics != NULL) {
+    fprintf(stderr, "luacluster: --metrics is served by a managed master: "
+            "add -w N\n");
+    return -1;
+  }
   if (rt->core.role == LC__ROLE_WORKER)
     snprintf(who, sizeof(who), "worker%d", rt->core.worker_id);
   else

@@ -335,6 +335,7 @@ void lc__manager_reload(lc__manager *m, lc__control_client *waiter) {
   lc__notify(m->core, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
              (unsigned long long)(uv_hrtime() / 1000));
   m->reload.active = 1;
+  m->reloads++;
   m->reload.index = 0;
   m->reload.replaced = 0;
   m->reload.waiter = waiter;
@@ -686,14 +687,17 @@ int lc__manager_run(lc__core *core) {
   if (lc__upgrade_child_init(&m) <= 0)
     lc__control_listen(&m);
 
-  lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
   for (i = 0; i < m.nslots; i++)
     if ((m.slots[i] = slot_new(&m, i)) == NULL)
       return 1;
-  for (i = 0; i < m.nslots; i++)
-    slot_start(m.slots[i]);
-
-  uv_run(&core->loop, UV_RUN_DEFAULT);
+  if (lc__metrics_start(&m) != 0) {
+    m.exit_code = 1;
+  } else {
+    lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
+    for (i = 0; i < m.nslots; i++)
+      slot_start(m.slots[i]);
+    uv_run(&core->loop, UV_RUN_DEFAULT);
+  }
   code = m.exit_code;
   lc__control_close(&m);
   /* Whatever still holds a worker lets go (all have exited by now); the

@@ -54,6 +54,7 @@ struct lc__manager {
   lc__retiree *retirees;
   int stopping;
   int ready_announced; /* READY=1 went to the service manager */
+  uint64_t reloads;    /* rolling reloads started */
   uint64_t stop_kill_at_ms;
   int exit_code;
   uint64_t ticks;
@@ -90,6 +91,13 @@ void lc__upgrade_forget(lc__manager *m, lc__control_client *client);
 int lc__upgrade_child_init(lc__manager *m);
 /* Every worker is ready (the first time). */
 void lc__upgrade_on_ready(lc__manager *m);
+
+/* metrics.c: the --metrics endpoint */
+/* Serves it, if asked for: 0, or an error (logged). */
+int lc__metrics_start(lc__manager *m);
+/* Its listening socket and the name to pass it under in an upgrade
+ * (lc__activation_name), or -1. */
+int lc__metrics_fd(lc__core *core, char *name, size_t size);
 
 /* control_server.c */
 int lc__control_listen(lc__manager *m);

@@ -125,6 +125,11 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
       w->ev->on_message(w, f->payload, f->payload_len);
     return;
   }
+  if (f->type == LC__FRAME_STATS && fd < 0 &&
+      f->payload_len == sizeof(w->stats)) {
+    memcpy(&w->stats, f->payload, sizeof(w->stats));
+    return;
+  }
   if (fd >= 0) {
     close(fd); /* workers never send descriptors */
     lc__channel_close(ch, UV_EPROTO, "descriptor sent by a worker");

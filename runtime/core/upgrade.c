@@ -319,7 +319,10 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
 
   /* Each socket goes with the name of the listen() it serves, so the new
    * master's port-0 listens find theirs (sd_listen.c). */
-  nused = lc__dispatch_fds(core, fds, listener_names, FDS_MAX);
+  nused = lc__dispatch_fds(core, fds, listener_names, FDS_MAX - 1);
+  fds[nused] = lc__metrics_fd(core, listener_names[nused], 96);
+  if (fds[nused] >= 0)
+    nused++;
   nfds = nused + lc__activation_unused(core, fds + nused, unused_names,
                                        FDS_MAX - nused);
   names[0] = '\0';

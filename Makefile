@@ -8,8 +8,10 @@ SAN_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APP ?= apps/hello.lua
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps build run test sanitize test-sanitize bench clean
+.PHONY: all deps build run test sanitize test-sanitize bench clean install deb
 
 all: build
 
@@ -34,6 +36,15 @@ sanitize: deps
 test-sanitize: sanitize
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
+
+# The binary, libluacluster.a, luacluster.h, luacluster.pc, the man page and
+# the systemd unit under $(PREFIX) (inside $(DESTDIR) when set).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# A Debian package of the same files under /usr, in $(BUILD)/.
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 bench: build
 	bench/run

@@ -78,6 +78,8 @@ typedef struct lc_options {
   /* Managed mode: the control socket `luacluster status|reload|stop|scale`
    * talk to; NULL means the default derived from the script's path. */
   const char *control_path;
+  /* Managed mode: "addr:port" to serve Prometheus metrics on (NULL: none). */
+  const char *metrics;
 } lc_options;
 
 /* Fills opts with the defaults. */

@@ -5,13 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli_config.h"
 #include "luacluster.h"
 
 static void usage(FILE *out) {
   fprintf(out,
     "usage: luacluster [options] app.lua [args...]\n"
-    "       luacluster status [--json] | reload | stop | scale N  [app.lua]\n"
+    "       luacluster start [options] CONF [args...]\n"
+    "       luacluster check CONF\n"
+    "       luacluster status [--json|--watch] | reload | upgrade | stop |\n"
+    "                  scale N  [app.lua | --config CONF | --control PATH]\n"
     "\n"
     "Runs app.lua. Without -w the script is the master: it forks its own\n"
     "workers with cluster.fork(). With -w the master runs no Lua and keeps\n"
@@ -33,14 +38,21 @@ static void usage(FILE *out) {
     "  --max-message-size N    largest IPC message in bytes (64 MiB)\n"
     "  --control PATH          managed: the control socket (default\n"
     "                          /tmp/luacluster-UID/APP-HASH.sock)\n"
+    "  --metrics ADDR:PORT     managed: serve Prometheus metrics there\n"
     "\n"
     "commands (to a running managed master, found by its app script, by\n"
     "--control, or as the only one running):\n"
     "  status [--json]         workers: id, pid, state, uptime, restarts,\n"
-    "                          RSS, CPU, requests\n"
+    "                          RSS, CPU, requests (--watch: every second)\n"
     "  reload                  zero-downtime rolling reload (as SIGUSR2)\n"
+    "  upgrade                 run the binary again, with no downtime: a new\n"
+    "                          master takes the sockets over (as SIGURG)\n"
     "  stop                    graceful stop (as SIGTERM)\n"
     "  scale N                 run N workers from now on\n"
+    "\n"
+    "config file (a Lua table; flags override it, it overrides LUACLUSTER_*):\n"
+    "  start CONF              run what CONF says\n"
+    "  check CONF              check CONF and its app script, run nothing\n"
     "  -h, --help              this help\n"
     "  -v, --version           the version\n");
 }
@@ -92,7 +104,9 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
 
   *code = 1;
   env = getenv("LUACLUSTER_WORKERS");
-  if (env != NULL && *env != '\0' && parse_workers(env, &opts->workers) != 0)
+  /* A config file's workers (already in opts) beat the environment. */
+  if (env != NULL && *env != '\0' && opts->workers == 0 &&
+      parse_workers(env, &opts->workers) != 0)
     return -1;
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
@@ -126,6 +140,13 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
       }
       opts->control_path = val;
       i++;
+    } else if (!strcmp(a, "--metrics")) {
+      if (val == NULL || strrchr(val, ':') == NULL) {
+        fprintf(stderr, "luacluster: --metrics wants ADDRESS:PORT\n");
+        return -1;
+      }
+      opts->metrics = val;
+      i++;
     } else if (!strcmp(a, "--wait-ready")) {
       opts->wait_ready = 1;
     } else if (!strcmp(a, "--kill-timeout") || !strcmp(a, "--listen-timeout") ||
@@ -158,56 +179,156 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
 
 static int is_command(const char *s) {
   return !strcmp(s, "status") || !strcmp(s, "reload") || !strcmp(s, "stop") ||
-         !strcmp(s, "scale");
+         !strcmp(s, "scale") || !strcmp(s, "upgrade");
 }
 
-/* luacluster status [--json] | reload | stop | scale N  [app.lua] [--control P] */
+/* `status --watch`: the table again every second, until the master goes
+ * (or Ctrl-C), as PM2's monit. */
+static int watch(const lc_options *opts, char **args) {
+  int tty = isatty(STDOUT_FILENO), code;
+
+  for (;;) {
+    if (tty)
+      fputs("\033[H\033[2J", stdout);
+    code = lc_command(opts, 1, args);
+    fflush(stdout);
+    if (code != 0)
+      return code;
+    sleep(1);
+  }
+}
+
+/* luacluster status [--json|--watch] | reload | upgrade | stop | scale N
+ *   [app.lua] [--control P] [--config CONF] */
 static int command(int argc, char **argv) {
   lc_options opts;
-  char *args[2];
-  int n = 0, i;
+  lc_cli_config *cfg = NULL;
+  char *args[2], err[512];
+  int n = 0, i, watching = 0, code;
 
   lc_options_init(&opts);
   args[n++] = argv[1];
   for (i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--json") && n < 2)
       args[n++] = argv[i];
+    else if (!strcmp(argv[i], "--watch") && !strcmp(argv[1], "status"))
+      watching = 1;
     else if (!strcmp(argv[i], "--control") && i + 1 < argc)
       opts.control_path = argv[++i];
+    else if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) &&
+             i + 1 < argc && cfg == NULL) {
+      /* The config's control socket, or its app's. */
+      const char *control = opts.control_path;
+      cfg = lc_cli_config_load(argv[++i], &opts, err, sizeof(err));
+      if (cfg == NULL) {
+        fprintf(stderr, "luacluster: %s\n", err);
+        return 1;
+      }
+      if (control != NULL)
+        opts.control_path = control;
+    }
     else if (!strcmp(argv[1], "scale") && n == 1)
       args[n++] = argv[i];
     else if (opts.script == NULL && argv[i][0] != '-')
       opts.script = argv[i];
     else {
       fprintf(stderr, "luacluster %s: unexpected %s\n", argv[1], argv[i]);
+      lc_cli_config_free(cfg);
       return 1;
     }
   }
-  return lc_command(&opts, n, args);
+  code = watching ? watch(&opts, args) : lc_command(&opts, n, args);
+  lc_cli_config_free(cfg);
+  return code;
+}
+
+/* luacluster check CONF: nginx -t. */
+static int check(int argc, char **argv) {
+  lc_options opts;
+  lc_cli_config *cfg;
+  char err[512];
+
+  if (argc != 3) {
+    fprintf(stderr, "luacluster: usage: luacluster check CONF\n");
+    return 1;
+  }
+  lc_options_init(&opts);
+  cfg = lc_cli_config_load(argv[2], &opts, err, sizeof(err));
+  if (cfg == NULL || lc_cli_config_check_app(cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "luacluster: %s\n", err);
+    fprintf(stderr, "luacluster: %s: check failed\n", argv[2]);
+    lc_cli_config_free(cfg);
+    return 1;
+  }
+  printf("luacluster: %s: ok (%s)\n", argv[2], lc_cli_config_summary(cfg));
+  lc_cli_config_free(cfg);
+  return 0;
+}
+
+/*
+ * luacluster start [options] CONF [args...]: the config file first, then
+ * the flags over it; args after CONF replace the config's. Returns the
+ * index of CONF in argv, or -1 to exit with *code; *cfg holds the config.
+ */
+static int start(int argc, char **argv, lc_options *opts, lc_cli_config **cfg,
+                 int *code) {
+  lc_options scratch;
+  char err[512];
+  int i;
+
+  /* Where CONF is (the flags before it are checked on the way). */
+  lc_options_init(&scratch);
+  i = parse(argc - 1, argv + 1, &scratch, code);
+  if (i < 0)
+    return -1;
+  i++;
+  *cfg = lc_cli_config_load(argv[i], opts, err, sizeof(err));
+  if (*cfg == NULL) {
+    fprintf(stderr, "luacluster: %s\n", err);
+    *code = 1;
+    return -1;
+  }
+  parse(argc - 1, argv + 1, opts, code);
+  if (i + 1 < argc) {
+    opts->argc = argc - i - 1;
+    opts->argv = argv + i + 1;
+  }
+  return i;
 }
 
 int main(int argc, char **argv) {
   lc_options opts;
+  lc_cli_config *cfg = NULL;
   lc_runtime *rt;
   int i, code, err;
+  int worker = getenv("LUACLUSTER_WORKER_ID") != NULL;
 
-  if (argc > 1 && is_command(argv[1]) && getenv("LUACLUSTER_WORKER_ID") == NULL)
+  if (argc > 1 && is_command(argv[1]) && !worker)
     return command(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "check") && !worker)
+    return check(argc, argv);
   lc_options_init(&opts);
   /* A worker is started as "luacluster app.lua args": the runtime reads
    * its real orders from the environment, so skip the flags. */
-  if (getenv("LUACLUSTER_WORKER_ID") != NULL) {
+  if (worker) {
     i = argc > 1 ? 1 : argc;
+  } else if (argc > 1 && !strcmp(argv[1], "start")) {
+    if (start(argc, argv, &opts, &cfg, &code) < 0)
+      return code;
   } else {
     i = parse(argc, argv, &opts, &code);
     if (i < 0)
       return code;
   }
-  opts.script = i < argc ? argv[i] : NULL;
-  opts.argc = i < argc ? argc - i - 1 : 0;
-  opts.argv = argv + i + 1;
+  if (cfg == NULL) {
+    opts.script = i < argc ? argv[i] : NULL;
+    opts.argc = i < argc ? argc - i - 1 : 0;
+    opts.argv = argv + i + 1;
+  }
 
   err = lc_new(&rt, &opts);
+  /* lc_new copied what it needs from the config. */
+  lc_cli_config_free(cfg);
   if (err) {
     fprintf(stderr, "luacluster: %s\n", lc_strerror(err));
     return 1;

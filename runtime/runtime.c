@@ -20,6 +20,7 @@
 #include "dispatch.h"
 #include "lua_binding.h"
 #include "manager.h"
+#include "sd_notify.h"
 #include "supervisor.h"
 #include "worker_link.h"
 
@@ -44,6 +45,7 @@ int lc_new(lc_runtime **out, const lc_options *opts) {
   rt->opts.script = dup_or_null(opts->script);
   rt->opts.sched_policy = dup_or_null(opts->sched_policy);
   rt->opts.control_path = dup_or_null(opts->control_path);
+  rt->opts.metrics = dup_or_null(opts->metrics);
   rt->opts.argv = NULL;
   rt->opts.argc = 0;
   if (rt->opts.max_message_size == 0)
@@ -121,6 +123,7 @@ void lc_free(lc_runtime *rt) {
   free((char *)rt->opts.script);
   free((char *)rt->opts.sched_policy);
   free((char *)rt->opts.control_path);
+  free((char *)rt->opts.metrics);
   free(rt->script);
   free(rt->script_dir);
   free(rt->exe_path);
@@ -217,6 +220,7 @@ static void fill_core(lc_runtime *rt) {
   core->opts.max_memory = rt->opts.max_memory;
   core->opts.wait_ready = rt->opts.wait_ready;
   core->opts.control_path = rt->opts.control_path;
+  core->opts.metrics = rt->opts.metrics;
   core->script = rt->script;
   core->args = rt->args;
   core->nargs = rt->nargs;
@@ -247,6 +251,11 @@ static int setup(lc_runtime *rt) {
       return -1;
   } else if (rt->opts.workers != 0) {
     rt->core.role = LC__ROLE_MANAGER;
+  }
+  if (rt->core.role == LC__ROLE_MASTER && rt->opts.metrics != NULL) {
+    fprintf(stderr, "luacluster: --metrics is served by a managed master: "
+            "add -w N\n");
+    return -1;
   }
   if (rt->core.role == LC__ROLE_WORKER)
     snprintf(who, sizeof(who), "worker%d", rt->core.worker_id);
@@ -315,7 +324,11 @@ static int run_lua_role(lc_runtime *rt) {
     return 1;
   code = lc__lua_run_app(rt);
   if (code == 0) {
+    if (core->role == LC__ROLE_MASTER)
+      lc__notify_script_started(core);
     run_loop(rt);
+    if (core->role == LC__ROLE_MASTER)
+      lc__notify(core, "STOPPING=1");
     code = core->exiting ? core->exit_code : lc__lua_exit_code(rt);
   }
   lc__link_flush(core, 1000);
@@ -335,6 +348,12 @@ int lc_run(lc_runtime *rt) {
     return rt->core.role == LC__ROLE_WORKER ? LC__EXIT_FATAL : 1;
   if (lc__core_init(&rt->core) != 0)
     return 1;
+  /* A master takes what a service manager (or the master it replaces)
+   * passed it before anything can leak to a worker. */
+  if (rt->core.role != LC__ROLE_WORKER &&
+      (lc__activation_init(&rt->core) != 0 || lc__notify_init(&rt->core) != 0))
+    lc__log(LC__LOG_WARN, "continuing without the service manager's socket "
+            "or descriptors");
   if (rt->core.role == LC__ROLE_MANAGER)
     /* The script must load before any worker is started: a broken one is
      * a one-line error here, not a crash loop. */

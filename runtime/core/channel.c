@@ -132,6 +132,7 @@ static void channel_read(lc__channel *ch) {
       return;
     }
     ch->in.len += (size_t)n;
+    ch->received += (uint64_t)n;
     channel_deliver(ch);
     if ((size_t)n < room)
       return; /* drained: skip the read that would say EAGAIN */

@@ -68,6 +68,7 @@ struct lc__channel {
   lc__buf out;
   uint64_t queued;  /* bytes ever queued */
   uint64_t written; /* bytes ever written */
+  uint64_t received; /* bytes ever read */
   int in_fds[LC__CHANNEL_MAX_FDS];
   int in_nfds;
   lc__channel_fd *out_fds;

@@ -113,19 +113,22 @@ int lc__control_command(const char *control_path, const char *script,
 
   if (strcmp(cmd, "status") == 0)
     snprintf(line, sizeof(line), json ? "status json\n" : "status\n");
-  else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
+  else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 ||
+           strcmp(cmd, "upgrade") == 0)
     snprintf(line, sizeof(line), "%s\n", cmd);
   else if (strcmp(cmd, "scale") == 0 && argc > 1 && atoi(argv[1]) > 0)
     snprintf(line, sizeof(line), "scale %d\n", atoi(argv[1]));
   else {
     fprintf(stderr, "luacluster: usage: luacluster status [--json] | reload "
-                    "| stop | scale N  [app.lua]\n");
+                    "| upgrade | stop | scale N  [app.lua]\n");
     return 1;
   }
   if (resolve_path(control_path, script, path, sizeof(path)) != 0)
     return 1;
-  /* A reload waits for every worker to be replaced. */
-  reply = request(path, line, strcmp(cmd, "reload") == 0 ? 600000 : 10000);
+  /* A reload waits for every worker to be replaced; an upgrade for the new
+   * master's. */
+  reply = request(path, line, strcmp(cmd, "reload") == 0 ||
+                              strcmp(cmd, "upgrade") == 0 ? 600000 : 10000);
   if (reply == NULL || (reply[0] != 'O' && reply[0] != 'E')) {
     fprintf(stderr, "luacluster: no answer from %s: %s\n", path,
             reply == NULL ? strerror(errno) : "empty reply");

@@ -37,6 +37,7 @@ static void client_on_close(uv_handle_t *handle) {
 
   if (client->m->reload.waiter == client)
     client->m->reload.waiter = NULL;
+  lc__upgrade_forget(client->m, client);
   free(client);
 }
 
@@ -172,6 +173,8 @@ static void handle_request(lc__control_client *client, char *line) {
     reply_status(client, line[6] == ' ');
   } else if (strcmp(line, "reload") == 0) {
     lc__manager_reload(m, client);
+  } else if (strcmp(line, "upgrade") == 0) {
+    lc__upgrade_start(m, client);
   } else if (strcmp(line, "stop") == 0) {
     lc__manager_stop(m, "luacluster stop");
     lc__control_reply(client, 1, "stopping");
@@ -271,6 +274,18 @@ int lc__control_listen(lc__manager *m) {
             uv_strerror(err));
     uv_close((uv_handle_t *)&m->control, NULL);
     m->control_path[0] = '\0';
+    return err;
+  }
+  uv_unref((uv_handle_t *)&m->control);
+  m->control_open = 1;
+  return 0;
+}
+
+int lc__control_listen_on(lc__manager *m) {
+  int err = uv_listen((uv_stream_t *)&m->control, 16, on_connection);
+
+  if (err) {
+    uv_close((uv_handle_t *)&m->control, NULL);
     return err;
   }
   uv_unref((uv_handle_t *)&m->control);

@@ -32,6 +32,10 @@
 #define LC__ENV_WORKERS "LUACLUSTER_WORKERS"
 #define LC__ENV_MAX_MESSAGE "LUACLUSTER_MAX_MESSAGE_SIZE"
 #define LC__ENV_CONTROL "LUACLUSTER_CONTROL"
+/* Given by an old master to the new one in a binary upgrade (upgrade.c). */
+#define LC__ENV_UPGRADE_FROM "LUACLUSTER_UPGRADE_FROM"
+#define LC__ENV_UPGRADE_FD "LUACLUSTER_UPGRADE_FD"
+#define LC__ENV_CONTROL_FD "LUACLUSTER_CONTROL_FD"
 
 /* The descriptor a worker finds its channel on. */
 #define LC__CHANNEL_CHILD_FD 3
@@ -65,6 +69,7 @@ typedef struct lc__core_options {
   size_t max_memory;             /* RSS limit, 0: none */
   int wait_ready;                /* ready = process.send("ready") */
   const char *control_path;      /* NULL: derived from the script */
+  const char *metrics;           /* "addr:port" of the metrics endpoint */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;
@@ -74,6 +79,22 @@ typedef struct lc__manager lc__manager;
 typedef struct lc__tcp lc__tcp;
 typedef struct lc__http_state lc__http_state;
 typedef struct lc__cleanup lc__cleanup;
+typedef struct lc__notify_state lc__notify_state;
+typedef struct lc__activation lc__activation;
+typedef struct lc__upgrade lc__upgrade;
+typedef struct lc__metrics lc__metrics;
+
+/* Requests a process served, and how long they took (the heartbeat carries
+ * them to the master for its metrics). */
+#define LC__STATS_BUCKETS 12
+typedef struct lc__req_stats {
+  uint64_t requests;  /* answered */
+  uint64_t in_flight; /* being answered now */
+  uint64_t duration_us_sum;
+  /* answered within each bound of lc__stats_bounds_ms (not cumulative);
+   * the last one counts the slower rest */
+  uint64_t buckets[LC__STATS_BUCKETS];
+} lc__req_stats;
 
 typedef struct lc__core {
   uv_loop_t loop;
@@ -100,6 +121,11 @@ typedef struct lc__core {
   lc__tcp *tcp;           /* servers and connections */
   lc__http_state *http;   /* HTTP connections' shared parts */
   lc__cleanup *cleanups;  /* run by lc__core_close(), last added first */
+  lc__notify_state *notify;   /* master: the service manager's socket */
+  lc__activation *activation; /* master: listening sockets passed at start */
+  lc__upgrade *upgrade;       /* managed: a binary upgrade in progress */
+  lc__metrics *metrics;       /* managed: the --metrics endpoint */
+  lc__req_stats stats;        /* HTTP requests this process served */
 } lc__core;
 
 /* Sets up the loop and the fields every role needs. 0 or a UV_E* code. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "sd_notify.h"
 #include "sockets.h"
 
 #define ACCEPTS_PER_WAKEUP 64
@@ -58,6 +59,8 @@ typedef struct lc__listener {
   int sched;
   uint32_t id;
   char key[96]; /* "host:port" as asked */
+  char host[64]; /* as asked */
+  int asked_port;
   char addr[64];
   int port;
   uint32_t flags;
@@ -398,6 +401,37 @@ static void on_acceptable(uv_poll_t *handle, int status, int events) {
 
 /* Listening ------------------------------------------------------------------ */
 
+/*
+ * A socket passed at start (socket activation, or a binary upgrade) bound to
+ * the address asked for: taken instead of binding, so the port never closed.
+ * UV_ENOENT when there is none.
+ */
+static int listener_take_passed(lc__core *core, lc__listener *l,
+                                const lc__control *req) {
+  int reuseport, listening;
+  int fd = lc__activation_take(core, req->addr, req->port, &reuseport,
+                               &listening);
+
+  if (fd < 0)
+    return UV_ENOENT;
+  if (l->sched == LC__SCHED_REUSEPORT && !reuseport) {
+    /* Workers could not bind their own sockets beside it: they share it. */
+    lc__log(LC__LOG_INFO, "listener %s: the passed socket has no "
+            "SO_REUSEPORT: workers accept on it (policy none)", l->key);
+    l->sched = LC__SCHED_NONE;
+  }
+  if (l->sched != LC__SCHED_REUSEPORT && !listening &&
+      listen(fd, req->backlog > 0 ? (int)req->backlog : 511) != 0) {
+    int err = uv_translate_sys_error(errno);
+    close(fd);
+    return err;
+  }
+  l->fd = fd;
+  if (lc__listen_socket_port(fd, &l->port) != 0)
+    l->port = req->port;
+  return 0;
+}
+
 static lc__listener *listener_open(lc__core *core, const lc__control *req,
                                    const char *key, int *err) {
   lc__listener *l = calloc(1, sizeof(*l));
@@ -415,12 +449,16 @@ static lc__listener *listener_open(lc__core *core, const lc__control *req,
   l->id = core->dispatch->next_id++;
   l->flags = req->flags;
   snprintf(l->key, sizeof(l->key), "%s", key);
+  snprintf(l->host, sizeof(l->host), "%s", req->addr);
+  l->asked_port = req->port;
   if (req->flags & LC__LISTEN_IPV6ONLY)
     flags |= LC__SOCK_IPV6ONLY;
   if (l->sched == LC__SCHED_REUSEPORT)
     flags |= LC__SOCK_REUSEPORT | LC__SOCK_NO_LISTEN;
-  *err = lc__listen_socket(req->addr, req->port, (int)req->backlog, flags,
-                           &l->fd, &l->port);
+  *err = listener_take_passed(core, l, req);
+  if (*err == UV_ENOENT)
+    *err = lc__listen_socket(req->addr, req->port, (int)req->backlog, flags,
+                             &l->fd, &l->port);
   if (*err) {
     free(l);
     return NULL;
@@ -656,4 +694,18 @@ void lc__dispatch_stop(lc__core *core) {
       accept_batch(l, 1 << 20);
     listener_close(core, l);
   }
+}
+
+int lc__dispatch_fds(lc__core *core, int *fds, char (*names)[96], int max) {
+  lc__listener *l;
+  int n = 0;
+
+  for (l = core->dispatch ? core->dispatch->listeners : NULL; l && n < max;
+       l = l->next) {
+    if (l->fd >= 0) {
+      lc__activation_name(l->host, l->asked_port, names[n], 96);
+      fds[n++] = l->fd;
+    }
+  }
+  return n;
 }

@@ -26,5 +26,9 @@ void lc__dispatch_update_refs(lc__core *core);
 /* Managed stop: hand out the connections already waiting, then close every
  * listening socket (clients are refused rather than left waiting). */
 void lc__dispatch_stop(lc__core *core);
+/* The listening sockets (a binary upgrade passes them on): up to max
+ * descriptors into fds and their names (lc__activation_name of the listen
+ * asked for) into names; returns how many. */
+int lc__dispatch_fds(lc__core *core, int *fds, char (*names)[96], int max);
 
 #endif

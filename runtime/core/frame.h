@@ -4,7 +4,7 @@
  * Every frame on a master<->worker channel is an 8-byte header and a payload:
  *
  *   0   'L' 'C'        magic: a peer that writes anything else is garbage
- *   2   type           LC__FRAME_MESSAGE, _CONTROL or _HANDLE
+ *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE or _STATS
  *   3   flags          0 (reserved)
  *   4   length         payload bytes, big-endian uint32
  *
@@ -23,7 +23,9 @@
 enum lc__frame_type {
   LC__FRAME_MESSAGE = 1,
   LC__FRAME_CONTROL = 2,
-  LC__FRAME_HANDLE = 3
+  LC__FRAME_HANDLE = 3,
+  /* worker -> master, after each PONG: an lc__req_stats (core.h) */
+  LC__FRAME_STATS = 4
 };
 
 typedef struct lc__frame {

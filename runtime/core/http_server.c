@@ -56,6 +56,7 @@ struct lc__http_conn {
   int head_request;
   lc__http_conn *resume_next; /* in the resume queue */
   int queued;
+  uint64_t started_ns; /* when the current request's head arrived */
 };
 
 /* Connections whose parsing resumes at the next loop iteration (a response
@@ -220,6 +221,34 @@ static void hconn_forget_resume(lc__http_conn *h) {
   h->queued = 0;
 }
 
+/* Statistics (the heartbeat reports them) ------------------------------------ */
+
+const unsigned lc__stats_bounds_ms[LC__STATS_BUCKETS - 1] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+static void stats_begin(lc__http_conn *h) {
+  h->started_ns = uv_hrtime();
+  h->c->core->stats.in_flight++;
+}
+
+/* The request being answered is over: answered (counted, timed) or not. */
+static void stats_end(lc__http_conn *h, int answered) {
+  lc__req_stats *st = &h->c->core->stats;
+  uint64_t us = (uv_hrtime() - h->started_ns) / 1000;
+  size_t i;
+
+  if (st->in_flight > 0)
+    st->in_flight--;
+  if (!answered)
+    return;
+  st->requests++;
+  st->duration_us_sum += us;
+  for (i = 0; i < LC__STATS_BUCKETS - 1; i++)
+    if (us <= (uint64_t)lc__stats_bounds_ms[i] * 1000)
+      break;
+  st->buckets[i]++;
+}
+
 /* Responses ------------------------------------------------------------------- */
 
 /* Answers a bad or timed-out request and ends the connection; when part
@@ -232,6 +261,8 @@ static void hconn_error(lc__http_conn *h, int status) {
   /* A HEAD this connection reported gets no body; one refused before its
    * head was read cannot be told from another method. */
   lc__http_write_error(&h->out, status, h->busy && h->head_request);
+  if (h->busy)
+    stats_end(h, 1);
   h->busy = 0;
   h->close_after = 1;
   hconn_flush(h);
@@ -266,6 +297,7 @@ static void hconn_flush(lc__http_conn *h) {
 
 /* The current response is complete. */
 static void hconn_response_done(lc__http_conn *h) {
+  stats_end(h, 1);
   h->busy = 0;
   h->head_sent = 0;
   h->armed = ARM_NONE;
@@ -371,6 +403,7 @@ static int on_head(void *arg, const lc__http_head *head) {
 
   h->seq++;
   h->busy = 1;
+  stats_begin(h);
   h->armed = ARM_NONE;
   h->complete = 0;
   h->head_sent = 0;
@@ -552,6 +585,8 @@ static void http_on_close(lc__conn *c) {
   c->data = NULL;
   if (h->queued)
     hconn_forget_resume(h);
+  if (h->busy)
+    stats_end(h, 0);
   if (!c->core->shutting_down && h->busy)
     h->cfg->cb->on_abort(h);
   h->cfg->cb->on_close(h);

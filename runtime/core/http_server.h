@@ -40,6 +40,10 @@ typedef struct lc__http_server {
   const lc__http_server_cb *cb;
 } lc__http_server;
 
+/* The upper bounds of the request duration buckets (core.h's
+ * lc__req_stats), in milliseconds; the last bucket has none. */
+extern const unsigned lc__stats_bounds_ms[LC__STATS_BUCKETS - 1];
+
 /* What connections of an HTTP server do (the lc__server's ops). */
 extern const lc__conn_ops lc__http_server_conn_ops;
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "sd_notify.h"
 
 #define TICK_MS 100
 #define SAMPLE_EVERY 10 /* ticks: health checks once a second */
@@ -37,6 +38,36 @@
 
 static void slot_start(lc__slot *slot);
 static void reload_next(lc__manager *m);
+
+/* Workers serving and ready, and whether every live slot has one. */
+static int count_ready(lc__manager *m, int *all) {
+  int i, n = 0;
+
+  *all = 1;
+  for (i = 0; i < m->nslots; i++) {
+    lc__slot *slot = m->slots[i];
+    if (slot->removed || slot->fatal)
+      continue;
+    if (slot->w != NULL && slot->w->ready)
+      n++;
+    else
+      *all = 0;
+  }
+  return n;
+}
+
+/* READY=1 the first time every worker is ready (the service is up), and
+ * after each reload (ended either way). */
+static void notify_ready(lc__manager *m, const char *what) {
+  int all, n = count_ready(m, &all);
+
+  if (m->stopping || m->reload.active || (!m->ready_announced && !all))
+    return;
+  m->ready_announced = 1;
+  lc__notify(m->core, "READY=1\nSTATUS=%s%s%d worker(s) ready", what ? what : "",
+             what ? "; " : "", n);
+  lc__upgrade_on_ready(m);
+}
 
 static lc__manager *manager_of(lc__worker *w) { return w->core->manager; }
 
@@ -187,6 +218,7 @@ static void replace_failed(lc__slot *slot, const char *why) {
     if (m->reload.waiter != NULL)
       lc__control_reply(m->reload.waiter, 0, text);
     m->reload.waiter = NULL;
+    notify_ready(m, "reload failed");
   }
 }
 
@@ -288,6 +320,7 @@ static void reload_next(lc__manager *m) {
   if (m->reload.waiter != NULL)
     lc__control_reply(m->reload.waiter, 1, text);
   m->reload.waiter = NULL;
+  notify_ready(m, text);
 }
 
 void lc__manager_reload(lc__manager *m, lc__control_client *waiter) {
@@ -299,7 +332,10 @@ void lc__manager_reload(lc__manager *m, lc__control_client *waiter) {
     return;
   }
   lc__log(LC__LOG_INFO, "rolling reload of %d worker(s)", m->nslots);
+  lc__notify(m->core, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)(uv_hrtime() / 1000));
   m->reload.active = 1;
+  m->reloads++;
   m->reload.index = 0;
   m->reload.replaced = 0;
   m->reload.waiter = waiter;
@@ -314,6 +350,8 @@ static void worker_ready(lc__worker *w) {
   w->ready = 1;
   if (slot != NULL && slot->incoming == w)
     replace_done(slot);
+  else if (!w->core->manager->ready_announced)
+    notify_ready(w->core->manager, NULL);
 }
 
 static void managed_worker_on_listening(lc__worker *w, const char *addr,
@@ -520,6 +558,7 @@ void lc__manager_stop(lc__manager *m, const char *why) {
     return;
   m->stopping = 1;
   lc__log(LC__LOG_INFO, "%s: stopping %d worker(s)", why, workers_alive(m));
+  lc__notify(m->core, "STOPPING=1\nSTATUS=stopping (%s)", why);
   /* Refuse new connections now; the workers finish what they have. */
   lc__dispatch_stop(m->core);
   if (m->reload.active) {
@@ -594,6 +633,10 @@ static void on_signal(uv_signal_t *handle, int signum) {
     lc__manager_reload(m, NULL);
     return;
   }
+  if (signum == SIGURG) {
+    lc__upgrade_start(m, NULL);
+    return;
+  }
   if (signum == SIGINT && m->stopping) {
     lc__log(LC__LOG_WARN, "second SIGINT: stopping at once");
     for (r = m->retirees; r != NULL; r = r->next)
@@ -616,7 +659,7 @@ static int count_workers(lc__core *core) {
 }
 
 int lc__manager_run(lc__core *core) {
-  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2};
+  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGURG};
   lc__manager m;
   lc__retiree *r;
   int i, code;
@@ -641,16 +684,20 @@ int lc__manager_run(lc__core *core) {
   m.tick.data = &m;
   uv_timer_start(&m.tick, on_tick, TICK_MS, TICK_MS);
   uv_unref((uv_handle_t *)&m.tick);
-  lc__control_listen(&m);
+  if (lc__upgrade_child_init(&m) <= 0)
+    lc__control_listen(&m);
 
-  lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
   for (i = 0; i < m.nslots; i++)
     if ((m.slots[i] = slot_new(&m, i)) == NULL)
       return 1;
-  for (i = 0; i < m.nslots; i++)
-    slot_start(m.slots[i]);
-
-  uv_run(&core->loop, UV_RUN_DEFAULT);
+  if (lc__metrics_start(&m) != 0) {
+    m.exit_code = 1;
+  } else {
+    lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
+    for (i = 0; i < m.nslots; i++)
+      slot_start(m.slots[i]);
+    uv_run(&core->loop, UV_RUN_DEFAULT);
+  }
   code = m.exit_code;
   lc__control_close(&m);
   /* Whatever still holds a worker lets go (all have exited by now); the

@@ -46,13 +46,15 @@ typedef struct lc__retiree {
 
 struct lc__manager {
   lc__owner owner;
-  uv_signal_t signals[5];
+  uv_signal_t signals[6];
   uv_timer_t tick;
   lc__core *core;
   lc__slot **slots;
   int nslots;
   lc__retiree *retirees;
   int stopping;
+  int ready_announced; /* READY=1 went to the service manager */
+  uint64_t reloads;    /* rolling reloads started */
   uint64_t stop_kill_at_ms;
   int exit_code;
   uint64_t ticks;
@@ -79,8 +81,28 @@ int lc__manager_scale(lc__manager *m, int n);
 /* Reads every worker's RSS and CPU now (status wants fresh figures). */
 void lc__manager_sample(lc__manager *m, uint64_t now);
 
+/* upgrade.c: a binary upgrade (`luacluster upgrade`, SIGURG) */
+/* Old master: starts the new binary; the outcome goes to waiter. */
+void lc__upgrade_start(lc__manager *m, lc__control_client *waiter);
+/* The client went away: tell it nothing. */
+void lc__upgrade_forget(lc__manager *m, lc__control_client *client);
+/* At start: is this master the new one of an upgrade? 1 if so (its control
+ * socket then comes from the old master), 0 if not. */
+int lc__upgrade_child_init(lc__manager *m);
+/* Every worker is ready (the first time). */
+void lc__upgrade_on_ready(lc__manager *m);
+
+/* metrics.c: the --metrics endpoint */
+/* Serves it, if asked for: 0, or an error (logged). */
+int lc__metrics_start(lc__manager *m);
+/* Its listening socket and the name to pass it under in an upgrade
+ * (lc__activation_name), or -1. */
+int lc__metrics_fd(lc__core *core, char *name, size_t size);
+
 /* control_server.c */
 int lc__control_listen(lc__manager *m);
+/* Accepts on m->control, already opened on an inherited socket. */
+int lc__control_listen_on(lc__manager *m);
 void lc__control_close(lc__manager *m);
 /* Answers a client ("OK\n..." or "ERR\n...") and closes it. */
 void lc__control_reply(lc__control_client *client, int ok, const char *text);

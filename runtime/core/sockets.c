@@ -105,3 +105,13 @@ fail:
   close(fd);
   return err;
 }
+
+int lc__listen_socket_port(int fd, int *port) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    return uv_translate_sys_error(errno);
+  *port = lc__sockaddr_port(&ss);
+  return 0;
+}

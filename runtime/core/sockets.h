@@ -24,5 +24,7 @@ void lc__sockaddr_ip(const struct sockaddr_storage *ss, char *out,
 /* A listening (or, with LC__SOCK_NO_LISTEN, bound) non-blocking socket. */
 int lc__listen_socket(const char *host, int port, int backlog, int flags,
                       int *out_fd, int *out_port);
+/* The port a socket is bound to. */
+int lc__listen_socket_port(int fd, int *port);
 
 #endif

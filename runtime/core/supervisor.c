@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "sd_notify.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -92,6 +93,7 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
       w->state = LC__W_LISTENING;
     if (w->ev->on_listening)
       w->ev->on_listening(w, c->addr, c->port);
+    lc__notify_worker_listening(w->core);
     break;
   case LC__CTL_UNLISTEN:
     lc__dispatch_unlisten(w, c->server_id);
@@ -121,6 +123,11 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   if (f->type == LC__FRAME_MESSAGE) {
     if (w->ev->on_message)
       w->ev->on_message(w, f->payload, f->payload_len);
+    return;
+  }
+  if (f->type == LC__FRAME_STATS && fd < 0 &&
+      f->payload_len == sizeof(w->stats)) {
+    memcpy(&w->stats, f->payload, sizeof(w->stats));
     return;
   }
   if (fd >= 0) {

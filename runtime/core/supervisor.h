@@ -70,6 +70,7 @@ struct lc__worker {
   int exit_signal;
   uint64_t started_ms;
   uint64_t requests;   /* last count a heartbeat reported */
+  lc__req_stats stats; /* and the rest of what it reported */
   uint64_t last_pong_ms;
   uv_process_t process;
   lc__channel channel;

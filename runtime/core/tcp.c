@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sd_notify.h"
 #include "sockets.h"
 #include "tcp.h"
 
@@ -460,6 +461,18 @@ int lc__server_accept_on(lc__server *s, int fd) {
   return 0;
 }
 
+/* A socket passed at start (socket activation) for this address, taken
+ * instead of binding; UV_ENOENT when there is none. */
+static int bind_passed(lc__server *s, int port, int *fd) {
+  int reuseport, listening;
+
+  *fd = lc__activation_take(s->core, s->host, port, &reuseport, &listening);
+  if (*fd < 0)
+    return UV_ENOENT;
+  s->port = port;
+  return 0;
+}
+
 int lc__server_bind(lc__server *s, const char *host, int port, int backlog,
                     uint32_t flags) {
   struct sockaddr_storage ss;
@@ -468,7 +481,9 @@ int lc__server_bind(lc__server *s, const char *host, int port, int backlog,
   snprintf(s->host, sizeof(s->host), "%s", host ? host : "");
   s->backlog = backlog;
   s->flags = flags;
-  err = lc__listen_socket(s->host, port, backlog, flags, &fd, &s->port);
+  err = bind_passed(s, port, &fd);
+  if (err == UV_ENOENT)
+    err = lc__listen_socket(s->host, port, backlog, flags, &fd, &s->port);
   if (err)
     return err;
   if (lc__resolve(s->host, s->port, &ss) == 0)

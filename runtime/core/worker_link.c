@@ -39,6 +39,10 @@ static void link_send_pong(lc__worker_link *link, uint64_t seq) {
   c.value = seq;
   c.value2 = lc__servers_requests(link->core);
   lc__channel_send_control(&link->channel, &c, -1);
+  /* What the master's metrics show of this worker's requests. */
+  lc__channel_send(&link->channel, LC__FRAME_STATS,
+                   (const char *)&link->core->stats, sizeof(link->core->stats),
+                   -1);
 }
 
 static void link_on_drained(lc__core *core) {

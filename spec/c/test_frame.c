@@ -193,7 +193,7 @@ static void garbage_is_caught_on_the_first_bad_byte(void) {
   check_caught_at("GET / HT", 0, LC__FRAME_EMAGIC);
   check_caught_at("LX\1\0\0\0\0\0", 1, LC__FRAME_EMAGIC);
   check_caught_at("LC\0\0\0\0\0\0", 2, LC__FRAME_ETYPE);
-  check_caught_at("LC\4\0\0\0\0\0", 2, LC__FRAME_ETYPE);
+  check_caught_at("LC\5\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\377\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\1\1\0\0\0\0", 3, LC__FRAME_ETYPE);
   check_caught_at("LC\3\200\0\0\0\0", 3, LC__FRAME_ETYPE);

@@ -179,7 +179,8 @@ local function environment(extra)
 end
 
 -- Starts argv (a list; argv[1] is the program) with opts.env added to the
--- environment (a value of false removes a variable) and opts.cwd.
+-- environment (a value of false removes a variable), opts.cwd, and
+-- opts.fds as its descriptors 3, 4, ...
 function lc.spawn(argv, opts)
   opts = opts or {}
   app_count = app_count + 1
@@ -190,6 +191,10 @@ function lc.spawn(argv, opts)
   C.posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0)
   C.posix_spawn_file_actions_addopen(fa, 1, log, bit.bor(O_WRONLY, O_CREAT, O_APPEND), 420)
   C.posix_spawn_file_actions_adddup2(fa, 1, 2)
+  -- opts.fds = {fd, ...}: given to the process as descriptors 3, 4, ...
+  for i, fd in ipairs(opts.fds or {}) do
+    C.posix_spawn_file_actions_adddup2(fa, fd, 2 + i)
+  end
   if opts.cwd then C.posix_spawn_file_actions_addchdir_np(fa, opts.cwd) end
   C.posix_spawnattr_init(attr)
   C.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP)

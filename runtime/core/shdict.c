@@ -22,7 +22,9 @@
  * (lc__shdict_w32 and friends), and lc__shdict_commit ends the step by
  * emptying the log. Writes that skip the log touch only bytes nobody uses
  * yet: a block this step allocated, a list's room beyond its ends, the
- * `referenced` hint. Freed memory is never reused within its step (the
+ * `referenced` hint; or they are a step's only change and one aligned
+ * 8-byte store (incr, a same-size number), which lands whole or not at
+ * all. Freed memory is never reused within its step (the
  * allocator aborts if asked to), so an undo never needs bytes a later
  * write of its own step clobbered. A process killed inside a step holds
  * the segment's mutex; the kernel marks it dead, the next locker gets
@@ -300,6 +302,93 @@ static int read_value(lc__shdict_entry *e, lc__shdict_value *out, void *buf,
   }
 }
 
+#define TAKE_THE_LOCK 1
+
+#define LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* The entry of key, found without the lock: every offset and length is
+ * checked before use, for a read racing a writer may see anything. 0 if
+ * absent, TAKE_THE_LOCK if the chain looks wrong. */
+static uint32_t find_unlocked(lc__shdict_segment *s, uint64_t hash,
+                              const char *key, size_t key_len) {
+  uint32_t off = LOAD(*lc__shdict_bucket(s, (uint32_t)hash)), steps = 0;
+  uint32_t last = s->arena_end - sizeof(lc__shdict_block) -
+                  sizeof(lc__shdict_entry);
+  lc__shdict_entry *e;
+
+  for (; off != 0; off = LOAD(e->hash_next)) {
+    if (off < s->arena || off > last || off % 8 != 0 || ++steps > 64)
+      return TAKE_THE_LOCK;
+    e = lc__shdict_entry_at(s, off);
+    if (LOAD(e->hash) == (uint32_t)hash && LOAD(e->key_len) == key_len &&
+        key_len <= last - off &&
+        memcmp(lc__shdict_key_of(e), key, key_len) == 0)
+      return off;
+  }
+  return 0;
+}
+
+/* get without the lock, between two reads of the segment's sequence
+ * number: if a writer came in between (or died holding the lock), or the
+ * entry has not been marked read yet (marking needs the lock), the answer
+ * is TAKE_THE_LOCK. A reader then writes nothing shared, so readers of a
+ * segment no longer take its lock's cache line from each other. */
+static int get_unlocked(lc__shdict_segment *s, uint64_t hash,
+                        const char *key, size_t key_len, int stale,
+                        lc__shdict_value *out, void *buf, size_t cap) {
+  uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE), off, len, at;
+  uint64_t now = 0, expires;
+  const unsigned char *value;
+  lc__shdict_entry *e;
+  int rc;
+
+  if (seq & 1)
+    return TAKE_THE_LOCK;
+  off = find_unlocked(s, hash, key, key_len);
+  if (off == TAKE_THE_LOCK)
+    return TAKE_THE_LOCK;
+  if (off == 0) {
+    rc = LC__SHDICT_ENOTFOUND;
+  } else {
+    e = lc__shdict_entry_at(s, off);
+    /* where the value starts, from the key length already checked */
+    at = off + (uint32_t)(sizeof(lc__shdict_block) + sizeof(lc__shdict_entry) +
+                          lc__shdict_align8(key_len));
+    value = lc__shdict_at(s, at);
+    len = LOAD(e->value_len);
+    expires = LOAD(e->expires);
+    out->type = LOAD(e->type);
+    out->flags = LOAD(e->user_flags);
+    out->number = 0;
+    out->len = 0;
+    out->stale = expires != 0 && expires <= lc__shdict_now(&now);
+    if (!LOAD(e->referenced) || at > s->arena_end || len > s->arena_end - at)
+      return TAKE_THE_LOCK;
+    if (out->stale && !stale) {
+      rc = LC__SHDICT_ENOTFOUND;
+    } else if (out->type == LC__SHDICT_TNUMBER && len == 8) {
+      memcpy(&out->number, value, sizeof(double));
+      rc = 0;
+    } else if (out->type == LC__SHDICT_TBOOLEAN && len == 1) {
+      out->number = value[0];
+      rc = 0;
+    } else if (out->type == LC__SHDICT_TSTRING ||
+               out->type == LC__SHDICT_TTABLE) {
+      out->len = len;
+      rc = len > cap ? LC__SHDICT_ETOOSMALL : 0;
+      if (rc == 0 && len != 0)
+        memcpy(buf, value, len);
+    } else if (out->type == LC__SHDICT_TLIST) {
+      rc = LC__SHDICT_EISLIST;
+    } else {
+      return TAKE_THE_LOCK;
+    }
+  }
+  atomic_thread_fence(memory_order_acquire);
+  return __atomic_load_n(&s->seq, __ATOMIC_RELAXED) == seq ? rc
+                                                           : TAKE_THE_LOCK;
+}
+
 int lc__shdict_get(lc__shdict *d, const char *key, size_t key_len,
                    int stale, lc__shdict_value *out, void *buf, size_t cap) {
   uint64_t hash, now = 0;
@@ -313,6 +402,10 @@ int lc__shdict_get(lc__shdict *d, const char *key, size_t key_len,
     return rc;
   hash = lc__shdict_hash(d->seed, key, key_len);
   s = lc__shdict_segment_of(d, hash);
+  rc = get_unlocked(s, hash, key, key_len, stale, out, buf, cap);
+  if (rc != TAKE_THE_LOCK)
+    return rc;
+  out->stale = 0;
   if ((rc = lc__shdict_lock(s)) != 0)
     return rc;
   off = lc__shdict_find(s, hash, key, key_len);
@@ -340,7 +433,7 @@ static int store_locked(lc__shdict_segment *s, int op, uint64_t hash,
   uint32_t off;
   int live;
 
-  lc__shdict_sweep(s, &now, 2);
+  lc__shdict_sweep(s, 2);
   off = lc__shdict_find(s, hash, key, key_len);
   live = off != 0 && !lc__shdict_expired(lc__shdict_entry_at(s, off), &now);
   if ((op & LC__SHDICT_ADD) && live)
@@ -403,7 +496,7 @@ static int incr_locked(lc__shdict_segment *s, uint64_t hash, const char *key,
   double n;
   int rc;
 
-  lc__shdict_sweep(s, &now, 2);
+  lc__shdict_sweep(s, 2);
   off = lc__shdict_find(s, hash, key, key_len);
   if (off != 0 && !lc__shdict_expired(lc__shdict_entry_at(s, off), &now)) {
     e = lc__shdict_entry_at(s, off);
@@ -412,7 +505,7 @@ static int incr_locked(lc__shdict_segment *s, uint64_t hash, const char *key,
     memcpy(&n, lc__shdict_value_of(e), sizeof(n));
     n += by;
     memcpy(&bits, &n, sizeof(bits));
-    lc__shdict_w64(s, (uint64_t *)(void *)lc__shdict_value_of(e), bits);
+    lc__shdict_w64_alone((uint64_t *)(void *)lc__shdict_value_of(e), bits);
     lc__shdict_commit(s);
     if (!e->referenced)
       e->referenced = 1;
@@ -498,7 +591,7 @@ int lc__shdict_cas(lc__shdict *d, const char *key, size_t key_len,
   s = lc__shdict_segment_of(d, hash);
   if ((rc = lc__shdict_lock(s)) != 0)
     return rc;
-  lc__shdict_sweep(s, &now, 2);
+  lc__shdict_sweep(s, 2);
   off = lc__shdict_find(s, hash, key, key_len);
   live = off != 0 && !lc__shdict_expired(lc__shdict_entry_at(s, off), &now);
   if (want.type == LC__SHDICT_TNIL)

@@ -157,7 +157,7 @@ static int push_locked(lc__shdict_segment *s, uint64_t hash, const char *key,
   lc__shdict_list *l;
   int rc;
 
-  lc__shdict_sweep(s, &now, 2);
+  lc__shdict_sweep(s, 2);
   off = lc__shdict_find(s, hash, key, key_len);
   if (off != 0 && lc__shdict_expired(lc__shdict_entry_at(s, off), &now)) {
     lc__shdict_remove(s, off);

@@ -27,6 +27,7 @@
 #define LC__SHDICT_BLOCK_MIN 16              /* header + free-list links */
 #define LC__SHDICT_USED 1u                   /* low bit of a block's size */
 #define LC__SHDICT_INPLACE_MAX 1024 /* largest value overwritten in place */
+#define LC__SHDICT_SPINS 1000       /* lock attempts before sleeping */
 
 /* The mapping's first page: what attach checks before trusting the rest. */
 typedef struct lc__shdict_header {
@@ -48,18 +49,22 @@ typedef struct lc__shdict_header {
  * ever links across segments.
  */
 typedef struct lc__shdict_segment {
+  /* One cache line, written by every locker. */
   pthread_mutex_t lock; /* process-shared, robust */
-  uint32_t magic;
-  uint32_t index;
-  uint32_t size;        /* bytes of this segment */
+  uint32_t seq;         /* odd while locked: lock-free readers check it */
   uint32_t log_used;    /* undo log bytes; 0 = no change in progress */
   uint32_t step_freed;  /* a block was freed in the current step */
   uint32_t repairs;     /* times a dead holder's change was undone */
+  /* Read by everyone, written only at creation. */
+  _Alignas(64) uint32_t magic;
+  uint32_t index;
+  uint32_t size;        /* bytes of this segment */
   uint32_t buckets;     /* offset of the bucket array (uint32_t each) */
   uint32_t bucket_mask;
   uint32_t arena;       /* offset of the first block */
   uint32_t arena_end;   /* offset of the end marker (a used 0-size block) */
-  uint32_t entries;     /* live and expired entries, one block each */
+  /* Written when entries come and go. */
+  _Alignas(64) uint32_t entries; /* live and expired entries, one block each */
   uint32_t free_bytes;  /* sum of free blocks' sizes */
   uint32_t lru_newest;  /* LRU list ends (entry block offsets) */
   uint32_t lru_oldest;
@@ -229,6 +234,15 @@ static inline void lc__shdict_w8(lc__shdict_segment *s, uint8_t *p,
   LC__SHDICT_CRASH_POINT();
 }
 
+/* A step whose only change is one aligned 8-byte word needs no undo
+ * record: a single store happens entirely or not at all. Never mix it
+ * with logged writes in one step (an undo would not know of it). */
+static inline void lc__shdict_w64_alone(uint64_t *p, uint64_t v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+  atomic_signal_fence(memory_order_seq_cst);
+  LC__SHDICT_CRASH_POINT();
+}
+
 /* Overwrites n bytes at dst, of which the first `live` were in use before
  * this step and are logged; the rest were dead bytes nobody reads. */
 static inline void lc__shdict_wbytes(lc__shdict_segment *s, void *dst,
@@ -288,8 +302,7 @@ uint64_t lc__shdict_hash(uint64_t seed, const void *key, size_t len);
 void lc__shdict_link(lc__shdict_segment *s, uint32_t off);
 void lc__shdict_unlink(lc__shdict_segment *s, uint32_t off);
 uint32_t lc__shdict_remove(lc__shdict_segment *s, uint32_t off);
-unsigned lc__shdict_sweep(lc__shdict_segment *s, uint64_t *now,
-                          unsigned max);
+unsigned lc__shdict_sweep(lc__shdict_segment *s, unsigned max);
 uint32_t lc__shdict_make_room(lc__shdict_segment *s, uint32_t need,
                               uint64_t *now, int safe, uint32_t keep,
                               int *forcible);

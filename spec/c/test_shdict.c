@@ -983,6 +983,8 @@ static void set_in_place(lc__shdict *d) {
                    4, 0, 100000, 7, NULL);
 }
 
+static void set_number_in_place(lc__shdict *d) { set_number(d, "n", 6); }
+
 static void set_bigger(lc__shdict *d) {
   char value[300];
 
@@ -1132,6 +1134,8 @@ static void flush_expired(lc__shdict *d) {
 static const scenario scenarios[] = {
     {"set a new key", 64 * KIB, 1, setup_some, set_new_key, 1},
     {"set in place", 64 * KIB, 1, setup_some, set_in_place, 1},
+    {"set a number in place", 64 * KIB, 1, setup_some, set_number_in_place,
+     1},
     {"set into a new block", 64 * KIB, 1, setup_some, set_bigger, 1},
     {"delete", 64 * KIB, 1, setup_some, delete_key, 1},
     {"incr", 64 * KIB, 1, setup_some, incr_key, 1},
@@ -1392,6 +1396,91 @@ static void random_kills_keep_the_invariant(void) {
   munmap(flags, sizeof(*flags));
 }
 
+/* Lock-free reads ---------------------------------------------------------
+ *
+ * A writer rewrites 200 keys with values whose every byte, length and
+ * flags agree (and numbers that match their key), in place, in new blocks
+ * and through evictions, while two readers get them without the lock as
+ * fast as they can: no reader may ever see a value half old, half new.
+ */
+static int value_is_whole(int k, const lc__shdict_value *v,
+                          const unsigned char *buf) {
+  size_t i;
+
+  if (v->type == LC__SHDICT_TNUMBER)
+    return v->flags == 1 && v->number == k + 0.5;
+  if (v->type != LC__SHDICT_TSTRING || v->len != v->flags >> 8)
+    return 0;
+  for (i = 0; i < v->len; i++)
+    if (buf[i] != (v->flags & 0xff))
+      return 0;
+  return 1;
+}
+
+static void rewrite_forever(lc__shdict *d) {
+  unsigned char value[400];
+  unsigned seed = 7, len, byte;
+  char key[32];
+  int k;
+
+  for (;;) {
+    k = rand_r(&seed) % 200;
+    snprintf(key, sizeof(key), "k%d", k);
+    if (rand_r(&seed) % 4 == 0) {
+      lc__shdict_store(d, LC__SHDICT_SET, KEY(key), LC__SHDICT_TNUMBER, NULL,
+                       0, k + 0.5, 0, 1, NULL);
+      continue;
+    }
+    len = rand_r(&seed) % 8 == 0 ? 1 + rand_r(&seed) % 399 : 24;
+    byte = rand_r(&seed) & 0xff;
+    memset(value, (int)byte, len);
+    lc__shdict_store(d, LC__SHDICT_SET, KEY(key), LC__SHDICT_TSTRING, value,
+                     len, 0, 0, len << 8 | byte, NULL);
+    if (rand_r(&seed) % 16 == 0)
+      lc__shdict_delete(d, KEY(key));
+  }
+}
+
+static int read_for(lc__shdict *d, double seconds, unsigned seed) {
+  uint64_t end = now_ms() + (uint64_t)(seconds * 1000);
+  unsigned char buf[512];
+  lc__shdict_value v;
+  long reads = 0, bad = 0;
+  char key[32];
+  int k, rc;
+
+  while (now_ms() < end) {
+    for (int i = 0; i < 1000; i++, reads++) {
+      k = rand_r(&seed) % 200;
+      snprintf(key, sizeof(key), "k%d", k);
+      rc = lc__shdict_get(d, KEY(key), 0, &v, buf, sizeof(buf));
+      if (rc == 0 && !value_is_whole(k, &v, buf))
+        bad++;
+      else if (rc != 0 && rc != LC__SHDICT_ENOTFOUND)
+        bad++;
+    }
+  }
+  return bad == 0 && reads > 10000 ? 0 : 1;
+}
+
+static void lock_free_reads_are_whole(void) {
+  lc__shdict *d = new_dict(64 * KIB, 1);
+  pid_t writer, readers[2];
+  int i;
+
+  if ((writer = fork()) == 0)
+    rewrite_forever(d);
+  for (i = 0; i < 2; i++)
+    if ((readers[i] = fork()) == 0)
+      _exit(read_for(d, 1.0, (unsigned)i + 1));
+  for (i = 0; i < 2; i++)
+    CHECK_EQ_INT(wait_exit_code(readers[i]), 0);
+  kill(writer, SIGKILL);
+  waitpid(writer, NULL, 0);
+  CHECK_CONSISTENT(d);
+  lc__shdict_close(d);
+}
+
 /* The checker and the repair, white box ------------------------------------ */
 
 static void checker_finds_damage(void) {
@@ -1449,6 +1538,7 @@ int main(int argc, char **argv) {
   RUN(safe_variants_evict_nothing);
   RUN(large_value_in_fragmented_space);
   RUN(incr_totals_from_processes);
+  RUN(lock_free_reads_are_whole);
   RUN(checker_finds_damage);
   RUN(crash_at_every_point);
   RUN(random_kills_keep_the_invariant);

@@ -1,43 +1,49 @@
 /*
- * shdict.c - the shared dict: creating and attaching the memory, and the
- * operations OpenResty's ngx.shared.DICT has, with its semantics.
+ * shdict.c - the shared dict's operations, with the semantics of
+ * OpenResty's ngx.shared.DICT; and the design of the whole.
  *
- * Memory. One memfd, mapped MAP_SHARED by every process: it survives the
- * exec that starts a worker (an anonymous shared mapping would not), and
- * lives while anyone maps it. Page 0 holds a header (magic, version,
- * geometry, hash seed) that attach checks; then come 2^k segments (1..64,
- * see lc__shdict_create), each with its own robust process-shared mutex,
- * hash index, LRU list and allocator (shdict_segment.c, shdict_index.c).
- * A key's hash picks its segment, so two processes rarely wait for each
- * other, and every operation on a key locks exactly one segment, briefly:
- * no allocation, no system call (bar one clock read when a TTL is
- * involved), no Lua while it is held. Whole-dict operations (flush_all,
- * flush_expired, get_keys, free_space, check) go one segment at a time.
+ * Memory (shdict_memory.c). One memfd, mapped MAP_SHARED by every
+ * process: it survives the exec that starts a worker (an anonymous shared
+ * mapping would not) and lives while anyone maps it. Page 0 holds a header
+ * (magic, version, geometry, hash seed) that attach checks; then come 2^k
+ * segments (1..64), each with its own robust process-shared mutex, hash
+ * index, LRU list and allocator (shdict_segment.c, shdict_index.c). A
+ * key's hash picks its segment, and an operation on a key locks that
+ * segment only, briefly: no allocation, no system call, no Lua while it is
+ * held. Whole-dict operations (flush_all, flush_expired, get_keys,
+ * free_space, check) go one segment at a time.
  *
  * Crash safety. The invariant: outside a step, every segment is
- * consistent (its index, LRU list and blocks agree, lc__shdict_check
+ * consistent (its index, LRU list and blocks agree; lc__shdict_check
  * verifies it), and inside one, its undo log holds the old contents of
  * every byte the step changed that a consistent segment uses. A change
  * is one or more steps; each write first logs what it overwrites
- * (lc__shdict_w32 and friends), and lc__shdict_commit ends the step by
+ * (lc__shdict_w32 and friends) and lc__shdict_commit ends the step by
  * emptying the log. Writes that skip the log touch only bytes nobody uses
- * yet: a block this step allocated, a list's room beyond its ends, the
- * `referenced` hint; or they are a step's only change and one aligned
- * 8-byte store (incr, a same-size number), which lands whole or not at
- * all. Freed memory is never reused within its step (the
- * allocator aborts if asked to), so an undo never needs bytes a later
- * write of its own step clobbered. A process killed inside a step holds
- * the segment's mutex; the kernel marks it dead, the next locker gets
- * EOWNERDEAD, undoes the log newest-first (lc__shdict_repair: the
- * segment is as it was before the step) and marks the mutex consistent.
- * A repairer killed while repairing leaves the same log to the next one.
- * Steps are cut where the state is one a user may see: an eviction is a
- * step of its own; everything a change does to its key (a new block, the
- * relinking, freeing the old block; or the bytes overwritten in place) is
- * one step, so a killed set, incr, push or pop happened entirely or not
- * at all. One exception, as in OpenResty: a set that must evict drops
- * the key's old value first, so a kill there leaves the key absent, as
- * if evicted; a safe_ set keeps the old value.
+ * yet (a block this step allocated, a list's room beyond its ends, the
+ * `referenced` hint), or are a step's only change and one aligned 8-byte
+ * store (incr, a same-size number), which lands whole or not at all.
+ * Memory freed in a step is not reused before the step ends (the
+ * allocator aborts if asked to), so no write of a step clobbers what its
+ * undo needs. A process killed inside a step still holds the segment's
+ * mutex; the next locker gets EOWNERDEAD, undoes the log newest-first
+ * (lc__shdict_repair: the segment is as before the step) and marks the
+ * mutex consistent. A repairer killed while repairing leaves the same log
+ * to the next one. Steps end where the state is one a user may see: an
+ * eviction is a step of its own; everything a change does to its key (a
+ * new block, the relinking, freeing the old block; or the bytes
+ * overwritten in place) is one step, so a killed set, incr, push or pop
+ * happened entirely or not at all. One exception, as in OpenResty: a set
+ * that must evict drops the key's old value first, so a kill there leaves
+ * the key absent, as if evicted; a safe_ set keeps the old value.
+ *
+ * Contention. The lock spins briefly before sleeping (a holder keeps it
+ * for well under a microsecond). get, the commonest call, reads without
+ * it when it can (get_unlocked): between two loads of the segment's
+ * sequence number, which the lock makes odd and the unlock even again. A
+ * reader writes nothing shared, so readers in many processes do not take
+ * cache lines from each other; a write or a dead holder in between sends
+ * the reader to the lock.
  *
  * Time. Expiry uses CLOCK_MONOTONIC milliseconds: one clock for every
  * process of the host (the dict never outlives a boot), and stepping the
@@ -49,19 +55,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "shdict_segment.h"
 
-#define MIN_SIZE (32 * 1024)
-#define MIN_SEGMENT (16 * 1024)
-#define SMALL_SEGMENT (64 * 1024)
-#define LARGE_SEGMENT (4 * 1024 * 1024)
-#define MAX_SEGMENTS 64
 
 uint64_t lc__shdict_clock_ms(void) {
   struct timespec ts;
@@ -78,199 +75,6 @@ static uint32_t entry_need(const lc__shdict *d, size_t key_len,
   if (need == 0 || need > lc__shdict_arena_max(lc__shdict_segment_at(d, 0)))
     return 0;
   return (uint32_t)need;
-}
-
-/* Creating and attaching ------------------------------------------------- */
-
-/* Up to 16 segments of 64 KiB or more, then up to 64 of 4 MiB or more:
- * a small dict keeps room for large values, a big one spreads the locks. */
-static unsigned default_segments(size_t size) {
-  unsigned n = 1;
-
-  while (n < 16 && size / (n * 2) >= SMALL_SEGMENT)
-    n *= 2;
-  while (n < MAX_SEGMENTS && size / (n * 2) >= LARGE_SEGMENT)
-    n *= 2;
-  return n;
-}
-
-static uint64_t random_seed(void) {
-  uint64_t seed;
-
-  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == sizeof(seed))
-    return seed;
-  return lc__shdict_clock_ms() * UINT64_C(0x9e3779b97f4a7c15) ^
-         (uint64_t)getpid();
-}
-
-static int layout(lc__shdict *d) {
-  lc__shdict_header *h = (lc__shdict_header *)d->base;
-  unsigned i;
-  int rc;
-
-  memset(h, 0, LC__SHDICT_HEADER_SIZE);
-  h->magic = LC__SHDICT_MAGIC;
-  h->version = LC__SHDICT_VERSION;
-  h->segments = d->segments;
-  h->total_size = d->size;
-  h->segment_size = d->segment_size;
-  h->seed = d->seed;
-  h->mutex_size = sizeof(pthread_mutex_t);
-  h->segment_header_size = sizeof(lc__shdict_segment);
-  h->entry_size = sizeof(lc__shdict_entry);
-  h->log_size = LC__SHDICT_LOG_SIZE;
-  for (i = 0; i < d->segments; i++) {
-    rc = lc__shdict_segment_init(lc__shdict_segment_at(d, i), i,
-                                 d->segment_size);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
-}
-
-static void release(lc__shdict *d) {
-  if (d->base != NULL)
-    munmap(d->base, d->size);
-  if (d->fd >= 0)
-    close(d->fd);
-  free(d);
-}
-
-int lc__shdict_create(const char *name, size_t size, unsigned segments,
-                      lc__shdict **out) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  char fd_name[64];
-  lc__shdict *d;
-  void *base;
-  int rc;
-
-  size = (size + page - 1) / page * page;
-  if (size < MIN_SIZE)
-    return LC__SHDICT_EBADSIZE;
-  if (segments == 0)
-    segments = default_segments(size);
-  if (segments > MAX_SEGMENTS || (segments & (segments - 1)) != 0)
-    return LC__SHDICT_EBADSIZE;
-  if ((d = calloc(1, sizeof(*d))) == NULL)
-    return -ENOMEM;
-  d->fd = -1;
-  d->size = size;
-  d->segments = segments;
-  d->segment_size = ((size - LC__SHDICT_HEADER_SIZE) / segments) & ~(size_t)63;
-  d->seed = random_seed();
-  if (d->segment_size < MIN_SEGMENT || d->segment_size > UINT32_MAX / 2) {
-    release(d);
-    return LC__SHDICT_EBADSIZE;
-  }
-  snprintf(fd_name, sizeof(fd_name), "luacluster:%s", name ? name : "");
-  if ((d->fd = memfd_create(fd_name, MFD_CLOEXEC)) < 0 ||
-      ftruncate(d->fd, (off_t)size) != 0) {
-    rc = -errno;
-    release(d);
-    return rc;
-  }
-  base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
-  if (base == MAP_FAILED) {
-    rc = -errno;
-    release(d);
-    return rc;
-  }
-  d->base = base;
-  if ((rc = layout(d)) != 0) {
-    release(d);
-    return rc;
-  }
-  *out = d;
-  return 0;
-}
-
-/* Whether the header at base is one this build wrote for `size` bytes. */
-static int header_valid(const lc__shdict_header *h, size_t size) {
-  return h->magic == LC__SHDICT_MAGIC && h->version == LC__SHDICT_VERSION &&
-         h->total_size == size && h->segments >= 1 &&
-         h->segments <= MAX_SEGMENTS &&
-         (h->segments & (h->segments - 1)) == 0 &&
-         h->segment_size >= MIN_SEGMENT &&
-         h->segment_size <= UINT32_MAX / 2 &&
-         LC__SHDICT_HEADER_SIZE + h->segments * h->segment_size <= size &&
-         h->mutex_size == sizeof(pthread_mutex_t) &&
-         h->segment_header_size == sizeof(lc__shdict_segment) &&
-         h->entry_size == sizeof(lc__shdict_entry) &&
-         h->log_size == LC__SHDICT_LOG_SIZE;
-}
-
-int lc__shdict_attach(int fd, size_t size, lc__shdict **out) {
-  const lc__shdict_header *h;
-  struct stat st;
-  lc__shdict *d;
-  void *base;
-  unsigned i;
-
-  if (fstat(fd, &st) != 0)
-    return -errno;
-  if (size < MIN_SIZE || (size_t)st.st_size != size)
-    return LC__SHDICT_EBADSIZE;
-  base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED)
-    return -errno;
-  if ((d = calloc(1, sizeof(*d))) == NULL) {
-    munmap(base, size);
-    return -ENOMEM;
-  }
-  h = base;
-  d->base = base;
-  d->size = size;
-  d->fd = -1;
-  if (!header_valid(h, size)) {
-    release(d);
-    return LC__SHDICT_EBADDICT;
-  }
-  d->segments = h->segments;
-  d->segment_size = h->segment_size;
-  d->seed = h->seed;
-  for (i = 0; i < d->segments; i++) {
-    if (!lc__shdict_segment_valid(lc__shdict_segment_at(d, i), i,
-                                  d->segment_size)) {
-      release(d);
-      return LC__SHDICT_EBADDICT;
-    }
-  }
-  d->fd = fd;
-  *out = d;
-  return 0;
-}
-
-void lc__shdict_close(lc__shdict *d) {
-  if (d != NULL)
-    release(d);
-}
-
-int lc__shdict_fd(const lc__shdict *d) { return d->fd; }
-
-size_t lc__shdict_capacity(const lc__shdict *d) { return d->size; }
-
-unsigned lc__shdict_segments(const lc__shdict *d) { return d->segments; }
-
-size_t lc__shdict_max_value(const lc__shdict *d, size_t key_len) {
-  size_t room = lc__shdict_arena_max(lc__shdict_segment_at(d, 0));
-  size_t fixed = lc__shdict_entry_need(key_len, 0);
-
-  return fixed == 0 || fixed > room ? 0 : room - fixed;
-}
-
-size_t lc__shdict_free_space(lc__shdict *d) {
-  lc__shdict_segment *s;
-  size_t total = 0;
-  unsigned i;
-
-  for (i = 0; i < d->segments; i++) {
-    s = lc__shdict_segment_at(d, i);
-    if (lc__shdict_lock(s) != 0)
-      continue;
-    total += s->free_bytes;
-    lc__shdict_unlock(s);
-  }
-  return total;
 }
 
 /* Values ------------------------------------------------------------------ */

@@ -435,6 +435,45 @@ static void incr_adds_to_numbers(void) {
   lc__shdict_close(d);
 }
 
+static void cas_swaps_only_the_expected_value(void) {
+  lc__shdict *d = new_dict(MIB, 0);
+  lc__shdict_input v1 = {LC__SHDICT_TSTRING, 0, "one", 3};
+  lc__shdict_input v2 = {LC__SHDICT_TSTRING, 0, "two", 3};
+  lc__shdict_input n1 = {LC__SHDICT_TNUMBER, 1, NULL, 0};
+  lc__shdict_input n2 = {LC__SHDICT_TNUMBER, 2, NULL, 0};
+  lc__shdict_input none = {LC__SHDICT_TNIL, 0, NULL, 0};
+  lc__shdict_value v;
+  int64_t ttl;
+
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &v1, &v2, 0, 0, NULL),
+               LC__SHDICT_ENOTFOUND);
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &none, &v1, 0, 5, NULL), 0);
+  CHECK_EQ_STR(get_string(d, "k"), "one");
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &none, &v2, 0, 0, NULL),
+               LC__SHDICT_ECHANGED);
+  CHECK_EQ_STR(lc__shdict_strerror(LC__SHDICT_ECHANGED), "changed");
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &v2, &v1, 0, 0, NULL),
+               LC__SHDICT_ECHANGED);
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &n1, &v1, 0, 0, NULL),
+               LC__SHDICT_ECHANGED); /* another type */
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &v1, &v2, 60000, 9, NULL), 0);
+  CHECK_EQ_INT(lc__shdict_get(d, KEY("k"), 0, &v, NULL, 0),
+               LC__SHDICT_ETOOSMALL);
+  CHECK(v.len == 3 && v.flags == 9);
+  CHECK_EQ_INT(lc__shdict_ttl(d, KEY("k"), &ttl), 0);
+  CHECK(ttl > 0);
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &v2, &n1, 0, 0, NULL), 0);
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &n1, &n2, 0, 0, NULL), 0);
+  CHECK(get_number(d, "k") == 2);
+  CHECK_EQ_INT(lc__shdict_cas(d, KEY("k"), &n2, &none, 0, 0, NULL), 0);
+  CHECK(!present(d, "k")); /* swapping for nil deletes */
+  CHECK_EQ_STR(lc__shdict_strerror(LC__SHDICT_ETOOSMALL), "buffer too small");
+  CHECK_EQ_STR(lc__shdict_strerror(LC__SHDICT_EBADTTL), "bad exptime");
+  CHECK_EQ_STR(lc__shdict_strerror(LC__SHDICT_ECORRUPT), "corrupt");
+  CHECK_CONSISTENT(d);
+  lc__shdict_close(d);
+}
+
 /* Polls until key stops being readable (at most 2 s); returns when. */
 static uint64_t wait_gone(lc__shdict *d, const char *key) {
   uint64_t deadline = now_ms() + 2000;
@@ -1526,6 +1565,7 @@ int main(int argc, char **argv) {
   RUN(add_replace_delete);
   RUN(limits_and_bad_input);
   RUN(incr_adds_to_numbers);
+  RUN(cas_swaps_only_the_expected_value);
   RUN(keys_expire);
   RUN(lists_push_and_pop);
   RUN(lists_keep_order_and_shrink);

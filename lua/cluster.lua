@@ -12,6 +12,7 @@ local core = require("luacluster.core")
 local events = require("events")
 local process = require("process")
 local timers = require("timers")
+local spawn = require("luacluster.coroutines").spawn
 
 local EventEmitter = events.EventEmitter
 
@@ -42,7 +43,7 @@ end
 
 local function master_worker_methods()
   function Worker:send(msg, fn)
-    return self._handle:send(msg, fn)
+    return self._handle:send(msg, fn and function(err) spawn(fn, err) end)
   end
 
   function Worker:disconnect()

@@ -21,6 +21,7 @@
 local core = require("luacluster.core")
 local events = require("events")
 local net = require("net")
+local spawn = require("luacluster.coroutines").spawn
 
 local EventEmitter = events.EventEmitter
 local lower, tostring, type, pairs = string.lower, tostring, type, pairs
@@ -230,6 +231,18 @@ end
 
 local traceback = debug.traceback
 
+-- Runs in a pooled coroutine: the handler may wait (fetch, sleep, ...), and
+-- an error before or after a wait answers 500.
+local function handle(server, req, res)
+  local ok, err = xpcall(server.emit, traceback, server, "request", req, res)
+  if not ok then
+    if err == core.EXIT then error(err, 0) end -- process.exit()
+    core.log("error", "request handler failed for " .. req.method .. " " ..
+             req.url .. ": " .. tostring(err))
+    res:_fail()
+  end
+end
+
 function Server:_native(event, a, b)
   if event ~= "request" then
     return net.Server._native(self, event, a, b)
@@ -237,12 +250,7 @@ function Server:_native(event, a, b)
   local req = setmetatable(a, IncomingMessage)
   local res = setmetatable({ _conn = req._conn, _seq = req._seq, statusCode = 200,
                              req = req }, ServerResponse)
-  local ok, err = xpcall(self.emit, traceback, self, "request", req, res)
-  if not ok then
-    core.log("error", "request handler failed for " .. req.method .. " " ..
-             req.url .. ": " .. tostring(err))
-    res:_fail()
-  end
+  spawn(handle, self, req, res)
 end
 
 function http.createServer(opts, fn)

@@ -22,6 +22,11 @@ clearTimeout = timers.clearTimeout
 clearInterval = timers.clearInterval
 clearImmediate = timers.clearImmediate
 
+-- Calls that wait, for code running in a coroutine (handlers, listeners,
+-- timer callbacks: luacluster.coroutines).
+local coroutines = require("luacluster.coroutines")
+sleep = coroutines.sleep
+
 os.cpus = core.cpus
 os.hostname = core.hostname
 

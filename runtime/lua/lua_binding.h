@@ -51,6 +51,7 @@ struct lc_runtime {
   int dispatcher_ref; /* dispatcher(object, event, ...) */
   int process_ref;    /* the process object: signals, exit, errors */
   int worker_ref;     /* cluster.worker in a worker: channel events */
+  int waker_ref;      /* waker(thread, ...): resumes a waiting coroutine */
   lc__immediates *immediates;
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
@@ -86,6 +87,20 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults);
  * lc__lua_call(). -1 (and the values popped) when there is no one to tell. */
 int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
                  int nresults);
+/*
+ * Coroutines (lua/luacluster/coroutines.lua runs user code in pooled ones).
+ * A binding that waits holds the running coroutine (an error if L is the
+ * main thread: `what` names the call) and yields; when the wait ends, C
+ * calls lc__lua_wake() from the loop with the nargs values on top, which
+ * resumes it through the waker (so a coroutine that finishes goes back to
+ * the pool, and an error in it is reported). Wake never runs inside the
+ * binding call that started the wait.
+ */
+int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref);
+int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs);
+/* Reports the error at err_idx with its traceback at trace_idx as uncaught
+ * (process "uncaughtException", else log and exit 1); 1 when exiting. */
+int lc__lua_report(lc_runtime *rt, lua_State *L, int err_idx, int trace_idx);
 /* Sentinel error value process.exit() raises to unwind the Lua stack. */
 void lc__lua_push_exit_sentinel(lua_State *L);
 int lc__lua_is_exit_sentinel(lua_State *L, int idx);

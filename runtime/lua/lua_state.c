@@ -84,9 +84,9 @@ static int traceback(lua_State *L) {
 }
 
 /* Asks process:_native("uncaughtException", err, trace) whether a listener
- * took the error. */
-static int uncaught_handled(lc_runtime *rt, int trace_idx) {
-  lua_State *L = rt->L;
+ * took the error (the values at err_idx and trace_idx of L). */
+static int uncaught_handled(lc_runtime *rt, lua_State *L, int err_idx,
+                            int trace_idx) {
   int tb, handled = 0;
 
   if (rt->process_ref == LUA_NOREF || rt->core.exiting)
@@ -96,8 +96,7 @@ static int uncaught_handled(lc_runtime *rt, int trace_idx) {
   lc__lua_push_ref(L, rt->dispatcher_ref);
   lc__lua_push_ref(L, rt->process_ref);
   lua_pushliteral(L, "uncaughtException");
-  lua_pushlightuserdata(L, &last_error_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, err_idx);
   lua_pushvalue(L, trace_idx);
   if (lua_pcall(L, 4, 1, tb) == 0)
     handled = lua_toboolean(L, -1);
@@ -108,13 +107,14 @@ static int uncaught_handled(lc_runtime *rt, int trace_idx) {
   return handled;
 }
 
-/* Gives an error (its traceback on top) to process "uncaughtException"; if
- * nobody handles it the process logs it and exits 1, as Node does. */
-static void report_error(lc_runtime *rt) {
-  lua_State *L = rt->L;
-  const char *trace = lua_tostring(L, -1);
+/* Gives an error to process "uncaughtException"; if nobody handles it the
+ * process logs it with its traceback and exits 1, as Node does. Returns 1
+ * when the process is exiting. */
+static int report_error(lc_runtime *rt, lua_State *L, int err_idx,
+                        int trace_idx) {
+  const char *trace = lua_tostring(L, trace_idx);
 
-  if (!uncaught_handled(rt, lua_gettop(L)) && !rt->core.exiting) {
+  if (!uncaught_handled(rt, L, err_idx, trace_idx) && !rt->core.exiting) {
     lc__log(LC__LOG_ERROR, "uncaught error: %s", trace ? trace : "?");
     /* As Node: "exit" listeners run, with code 1, then the process ends. */
     rt->core.exit_code = 1;
@@ -122,9 +122,11 @@ static void report_error(lc_runtime *rt) {
     if (!rt->core.exiting)
       lc__core_exit(&rt->core, 1);
   }
-  lua_pushlightuserdata(L, &last_error_key);
-  lua_pushnil(L);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  return rt->core.exiting;
+}
+
+int lc__lua_report(lc_runtime *rt, lua_State *L, int err_idx, int trace_idx) {
+  return report_error(rt, L, err_idx, trace_idx);
 }
 
 int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
@@ -142,10 +144,49 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
   lua_remove(L, base);
   if (r == 0)
     return 0;
-  if (!lc__lua_is_exit_sentinel(L, -1))
-    report_error(rt);
+  if (!lc__lua_is_exit_sentinel(L, -1)) {
+    /* The error value the handler kept, below its traceback. */
+    lua_pushlightuserdata(L, &last_error_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    report_error(rt, L, lua_gettop(L), lua_gettop(L) - 1);
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &last_error_key);
+    lua_pushnil(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
   lua_pop(L, 1);
   return -1;
+}
+
+int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs) {
+  lua_State *L = rt->L;
+
+  if (L == NULL || *thread_ref == LUA_NOREF || rt->core.exiting ||
+      rt->waker_ref == LUA_NOREF) {
+    if (L != NULL)
+      lua_pop(L, nargs);
+    lc__lua_unref(rt, thread_ref);
+    return -1;
+  }
+  lc__lua_push_ref(L, rt->waker_ref);
+  lc__lua_push_ref(L, *thread_ref);
+  lc__lua_unref(rt, thread_ref);
+  /* waker, thread below the arguments */
+  lua_insert(L, -2 - nargs);
+  lua_insert(L, -2 - nargs);
+  return lc__lua_call(rt, nargs + 1, 0);
+}
+
+int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref) {
+  if (lua_pushthread(L)) {
+    lua_pop(L, 1);
+    return luaL_error(L, "%s waits, so it must run inside a coroutine (a "
+                         "request handler, a listener or a timer callback), "
+                         "not in the main chunk", what);
+  }
+  lc__lua_set_ref(L, thread_ref, -1);
+  lua_pop(L, 1);
+  return 0;
 }
 
 int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
@@ -222,6 +263,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
+  rt->waker_ref = LUA_NOREF;
   rt->json_decode_ref = LUA_NOREF;
   luaL_openlibs(L);
   lua_pushlightuserdata(L, &runtime_key);

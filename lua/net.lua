@@ -179,4 +179,7 @@ function net.createServer(opts, fn)
   return server
 end
 
+-- Outbound sockets: net.connect, net.createConnection, net.isIP.
+require("luacluster.net_client")(net)
+
 return net

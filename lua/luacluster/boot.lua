@@ -13,6 +13,7 @@ process = require("process")
 cluster = require("cluster")
 net = require("net")
 http = require("http")
+dns = require("dns")
 
 local timers = require("timers")
 setTimeout = timers.setTimeout

@@ -110,8 +110,13 @@ void lc__lua_push_ref(lua_State *L, int ref);
 void lc__lua_set_ref(lua_State *L, int *ref, int idx);
 /* Unrefs *ref if set and clears it; nothing once the state is closed. */
 void lc__lua_unref(lc_runtime *rt, int *ref);
+/* The same from a function called from Lua, with the L it was given. */
+void lc__lua_unref_in(lua_State *L, int *ref);
 /* Pushes nil, message, code ("ECONNREFUSED"): a failed call's results. */
 int lc__lua_push_error(lua_State *L, int err);
+/* An error as the top-to-bottom calls return it, in OpenResty's words:
+ * "timeout", "closed", "connection refused", ...; else libuv's message. */
+const char *lc__lua_err_text(int err);
 
 /* lua_core.c: the "luacluster.core" module ------------------------------- */
 int lc__open_core(lua_State *L);
@@ -123,6 +128,10 @@ void lc__core_cluster(lua_State *L, lc_runtime *rt);
 void lc__core_json(lua_State *L, lc_runtime *rt);
 void lc__core_net(lua_State *L, lc_runtime *rt);
 void lc__core_http(lua_State *L, lc_runtime *rt);
+void lc__core_dns(lua_State *L, lc_runtime *rt);
+void lc__core_tcp_client(lua_State *L, lc_runtime *rt);
+void lc__core_http_client(lua_State *L, lc_runtime *rt);
+void lc__core_cosocket(lua_State *L, lc_runtime *rt);
 /* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
 int lc__lua_loop_end(lc_runtime *rt);
 /* process.exitCode after the "exit" event, at a natural end. */

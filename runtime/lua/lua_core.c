@@ -91,5 +91,7 @@ int lc__open_core(lua_State *L) {
   lc__core_cluster(L, rt);
   lc__core_net(L, rt);
   lc__core_http(L, rt);
+  lc__core_dns(L, rt);
+  lc__core_tcp_client(L, rt);
   return 1;
 }

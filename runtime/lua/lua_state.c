@@ -47,6 +47,12 @@ void lc__lua_set_ref(lua_State *L, int *ref, int idx) {
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+void lc__lua_unref_in(lua_State *L, int *ref) {
+  if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+}
+
 void lc__lua_unref(lc_runtime *rt, int *ref) {
   if (rt->L != NULL && *ref != LUA_NOREF && *ref != LUA_REFNIL)
     luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
@@ -58,6 +64,23 @@ int lc__lua_push_error(lua_State *L, int err) {
   lua_pushstring(L, uv_strerror(err));
   lua_pushstring(L, uv_err_name(err));
   return 3;
+}
+
+const char *lc__lua_err_text(int err) {
+  switch (err) {
+  case UV_ETIMEDOUT:
+    return "timeout";
+  case UV_EOF:
+  case UV_EPIPE:
+  case UV_ENOTCONN:
+    return "closed";
+  case UV_ECONNREFUSED:
+    return "connection refused";
+  case UV_ECONNRESET:
+    return "connection reset by peer";
+  default:
+    return uv_strerror(err);
+  }
 }
 
 /* Message handler: keeps the error value for the uncaught handler and turns

@@ -253,6 +253,15 @@ function Server:_native(event, a, b)
   spawn(handle, self, req, res)
 end
 
+-- The client: http.request, http.get, http.Agent, http.globalAgent
+-- (lua/luacluster/http_client.lua).
+local client = require("luacluster.http_client")
+http.request = client.request
+http.get = client.get
+http.Agent = client.Agent
+http.globalAgent = client.globalAgent
+http.ClientRequest = client.ClientRequest
+
 function http.createServer(opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end
   local self = net.Server.new("http", Server)

@@ -27,6 +27,7 @@ clearImmediate = timers.clearImmediate
 -- timer callbacks: luacluster.coroutines).
 local coroutines = require("luacluster.coroutines")
 sleep = coroutines.sleep
+fetch = require("luacluster.http_client").fetch
 
 os.cpus = core.cpus
 os.hostname = core.hostname

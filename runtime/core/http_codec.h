@@ -29,6 +29,10 @@ typedef struct lc__http_limits {
 
 void lc__http_limits_init(lc__http_limits *limits);
 
+/* What the protocols' write calls return besides 0 and UV_E* codes: the
+ * request or response is over (nothing written). */
+#define LC__HTTP_GONE 1
+
 typedef struct lc__http_header {
   const char *name; /* lower-cased for requests */
   size_t name_len;

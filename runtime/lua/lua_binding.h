@@ -97,6 +97,8 @@ int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
  * binding call that started the wait.
  */
 int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref);
+/* Raises the error hold_thread would (before anything is made). */
+void lc__lua_check_coroutine(lua_State *L, const char *what);
 int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs);
 /* Reports the error at err_idx with its traceback at trace_idx as uncaught
  * (process "uncaughtException", else log and exit 1); 1 when exiting. */

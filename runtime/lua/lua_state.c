@@ -200,13 +200,17 @@ int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs) {
   return lc__lua_call(rt, nargs + 1, 0);
 }
 
+void lc__lua_check_coroutine(lua_State *L, const char *what) {
+  if (lua_pushthread(L))
+    luaL_error(L, "%s waits, so it must run inside a coroutine (a request "
+                  "handler, a listener or a timer callback), not in the main "
+                  "chunk", what);
+  lua_pop(L, 1);
+}
+
 int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref) {
-  if (lua_pushthread(L)) {
-    lua_pop(L, 1);
-    return luaL_error(L, "%s waits, so it must run inside a coroutine (a "
-                         "request handler, a listener or a timer callback), "
-                         "not in the main chunk", what);
-  }
+  lc__lua_check_coroutine(L, what);
+  lua_pushthread(L);
   lc__lua_set_ref(L, thread_ref, -1);
   lua_pop(L, 1);
   return 0;

@@ -27,6 +27,7 @@
 /* Deferred work (client->deferred). */
 #define DEFER_FINISH 1 /* tell the error (if any), then close */
 #define DEFER_RESUME 2 /* feed what a paused response left */
+#define DEFER_DRAIN 4  /* the body waiting for a connection went out */
 
 /* Requests ------------------------------------------------------------------ */
 
@@ -166,6 +167,15 @@ static int can_retry(const lc__http_request *req, const lc__http_cconn *cc) {
          !req->retried && !req->responded;
 }
 
+/* Fails req, whose connection cc is broken: the connection leaves the
+ * pool first, so the user sees the pool as it is. */
+static void fail_on(lc__http_cconn *cc, lc__http_request *req, int err,
+                    const char *reason) {
+  request_detach(req);
+  lc__http_cconn_close(cc);
+  lc__http_request_fail(req, err, reason);
+}
+
 /* The connection failed under the request before any response byte: on a
  * reused connection an idempotent request goes once more on a new one. */
 static void request_lost(lc__http_request *req, lc__http_cconn *cc, int err,
@@ -181,7 +191,7 @@ static void request_lost(lc__http_request *req, lc__http_cconn *cc, int err,
   if (later)
     lc__http_request_fail_later(req, err, "socket hang up");
   else
-    lc__http_request_fail(req, err, "socket hang up");
+    fail_on(cc, req, err, "socket hang up");
 }
 
 /* Writes what the request has that its connection has not sent. */
@@ -202,6 +212,9 @@ void lc__http_request_flush(lc__http_request *req) {
     lc__buf_reset(&req->out);
     req->out_sent = 0;
   }
+  /* Written at once: no write callback will say so. */
+  if (req->want_drain && lc__conn_write_queue(cc->c) == 0)
+    lc__http_client_defer(req->agent->client, req, DEFER_DRAIN);
 }
 
 static int write_head(lc__http_request *req, const lc__http_request_line *line,
@@ -384,8 +397,7 @@ static void response_refused(lc__http_cconn *cc, int status) {
 
   lc__log(LC__LOG_DEBUG, "bad response from %s:%d (%d): %s", req->host,
           req->port, status, reason ? reason : "?");
-  lc__http_request_fail(req, err, reason);
-  lc__http_cconn_close(cc);
+  fail_on(cc, req, err, reason);
 }
 
 /* Feeds response bytes; keeps what a pause leaves. */
@@ -408,10 +420,11 @@ static void cc_feed(lc__http_cconn *cc, const char *data, size_t len) {
     response_done(cc, used == len);
     return;
   }
-  if (used < len) {
-    if (lc__buf_append(&cc->pending, data + used, len - used) != 0) {
-      lc__http_request_fail(req, UV_ENOMEM, NULL);
-      lc__http_cconn_close(cc);
+  if (used < len || cc->reader.paused) {
+    /* Paused by the user: keep the rest until lc__http_request_pause(0). */
+    if (used < len &&
+        lc__buf_append(&cc->pending, data + used, len - used) != 0) {
+      fail_on(cc, req, UV_ENOMEM, NULL);
       return;
     }
     cc->paused = 1;
@@ -422,26 +435,24 @@ static void cc_feed(lc__http_cconn *cc, const char *data, size_t len) {
 /* The server ended the stream (after any paused bytes were read). */
 static void cc_end_of_stream(lc__http_cconn *cc) {
   lc__http_request *req = cc->req;
-  int status;
 
   if (!cc->response_bytes) {
     request_lost(req, cc, UV_ECONNRESET, 0);
-    lc__http_cconn_close(cc);
     return;
   }
-  status = lc__http_reader_eof(&cc->reader);
+  if (lc__http_reader_eof(&cc->reader) != 0) {
+    /* Cut short: a close inside the head or the body. */
+    fail_on(cc, req, UV_ECONNRESET, lc__http_reader_error(&cc->reader));
+    return;
+  }
   if (cc->req != req)
     return;
   if (cc->complete) {
-    response_done(cc, 0);
-  } else if (status != 0) {
-    response_refused(cc, status);
+    response_done(cc, 0); /* a body that ended with the connection */
     return;
-  } else {
-    /* Nothing but informational responses came. */
-    lc__http_request_fail(req, UV_ECONNRESET, "socket hang up");
   }
-  lc__http_cconn_close(cc);
+  /* Nothing but informational responses came. */
+  fail_on(cc, req, UV_ECONNRESET, "socket hang up");
 }
 
 /* Feeds what a paused response left (from the loop, deferred). */
@@ -474,7 +485,11 @@ void lc__http_request_deferred(lc__http_request *req, int what) {
     lc__http_request_free(req);
     return;
   }
-  if ((what & DEFER_RESUME) && req->cc != NULL)
+  if ((what & DEFER_DRAIN) && req->want_drain && !req->done) {
+    req->want_drain = 0;
+    req->cb->on_drain(req);
+  }
+  if ((what & DEFER_RESUME) && !req->done && req->cc != NULL)
     cc_resume(req->cc);
 }
 
@@ -523,6 +538,7 @@ static void cc_on_eof(lc__conn *c) {
   cc_end_of_stream(cc);
 }
 
+
 static void cc_on_timeout(lc__conn *c) {
   lc__http_cconn *cc = c->data;
 
@@ -554,12 +570,10 @@ static void cc_on_error(lc__conn *c, int err) {
     return;
   }
   if (!cc->connected) {
-    lc__http_request_fail(req, err, NULL); /* refused, timed out, ... */
-    lc__http_cconn_leave(cc);
+    fail_on(cc, req, err, NULL); /* refused, timed out, ... */
     return;
   }
   request_lost(req, cc, err, 0);
-  lc__http_cconn_leave(cc);
 }
 
 static void cc_on_close(lc__conn *c) {

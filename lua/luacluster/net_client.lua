@@ -215,6 +215,9 @@ return function(net)
   net.createConnection = net.connect
   net.ClientSocket = ClientSocket
 
+  -- net.tcp(): a cosocket (lua/luacluster/cosocket.lua).
+  net.tcp = require("luacluster.cosocket")
+
   function net.isIP(s) return core.ip_family(s) end
   function net.isIPv4(s) return core.ip_family(s) == 4 end
   function net.isIPv6(s) return core.ip_family(s) == 6 end

@@ -33,6 +33,7 @@ typedef struct lc__hook {
 typedef struct lc__immediates lc__immediates;
 typedef struct lc__signal_watch lc__signal_watch;
 typedef struct lc__lua_link lc__lua_link;
+typedef struct lc__copools lc__copools;
 
 #define LC__MAX_SIGNAL 65
 
@@ -56,6 +57,7 @@ struct lc_runtime {
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
   lc__buf json_out;   /* the message encoder's buffer */
+  lc__copools *cosocket_pools; /* idle cosocket connections (lua_cosocket.c) */
   int json_decode_ref;
 };
 

@@ -94,5 +94,6 @@ int lc__open_core(lua_State *L) {
   lc__core_dns(L, rt);
   lc__core_tcp_client(L, rt);
   lc__core_http_client(L, rt);
+  lc__core_cosocket(L, rt);
   return 1;
 }

@@ -22,6 +22,7 @@ local core = require("luacluster.core")
 local events = require("events")
 local net = require("net")
 local spawn = require("luacluster.coroutines").spawn
+local timers = require("timers")
 
 local EventEmitter = events.EventEmitter
 local lower, tostring, type, pairs = string.lower, tostring, type, pairs
@@ -62,6 +63,35 @@ end
 function IncomingMessage:_native(event, ...)
   if event == "end" then self.complete = true end
   return self:emit(event, ...)
+end
+
+-- What arrived while nobody listened (a handler that waited before reading
+-- the body) goes to the listeners when they come, on the next iteration.
+local function hand_over(self)
+  self._handing = false
+  local pending = self._pending
+  if pending and self:listenerCount("data") > 0 then
+    self._pending = nil
+    for i = 1, #pending do self:emit("data", pending[i]) end
+  end
+  if self._ended and not self._pending and self:listenerCount("end") > 0 then
+    self._ended = nil
+    self.complete = true
+    self:emit("end")
+  end
+end
+
+for _, name in ipairs({ "on", "once", "addListener" }) do
+  local add = EventEmitter[name]
+  IncomingMessage[name] = function(self, event, fn)
+    add(self, event, fn)
+    if (event == "data" or event == "end") and not self._handing and
+       (rawget(self, "_pending") or rawget(self, "_ended")) then
+      self._handing = true
+      timers.setImmediate(hand_over, self)
+    end
+    return self
+  end
 end
 
 -- Responses --------------------------------------------------------------------------

@@ -179,20 +179,26 @@ static void read_done(lc__cosocket *s) {
   }
 }
 
-/* Ends the waiting receive with an error; what it had is the partial. */
+/* Ends the waiting receive with an error; what it had is the partial. The
+ * buffer is emptied before the coroutine runs on. */
 static void read_fail(lc__cosocket *s, const char *err) {
-  int all = s->want == WANT_ALL;
-  size_t n = lc__buf_size(&s->in);
+  lua_State *L = s->base.rt->L;
+  int all = s->want == WANT_ALL, n;
+  size_t len = lc__buf_size(&s->in);
 
   read_done(s);
   if (all && strcmp(err, "closed") == 0) {
     /* "*a" reads until the close: that is success. */
-    wake_value(s, &s->read_ref, lc__buf_data(&s->in), n);
-    lc__buf_consume(&s->in, n);
-    return;
+    lua_pushlstring(L, lc__buf_data(&s->in), len);
+    n = 1;
+  } else {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushlstring(L, len > 0 ? lc__buf_data(&s->in) : "", len);
+    n = 3;
   }
-  wake_error(s, &s->read_ref, err, lc__buf_data(&s->in), n);
-  lc__buf_consume(&s->in, n);
+  lc__buf_consume(&s->in, len);
+  lc__lua_wake(s->base.rt, &s->read_ref, n);
 }
 
 /* New bytes, or the end: finishes the waiting receive if it can. */

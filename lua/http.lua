@@ -217,6 +217,15 @@ function ServerResponse:_native(event)
   if event == "drain" then self:emit("drain") end
 end
 
+-- destroy(): drops the connection now (Node's res.destroy()): for an
+-- answer that cannot be completed, so the client does not take it whole.
+function ServerResponse:destroy()
+  if self.finished then return self end
+  self.finished = true
+  core.http_destroy(self._conn)
+  return self
+end
+
 -- A handler failed: 500 if nothing went out yet, else drop the connection.
 function ServerResponse:_fail()
   if self.finished then return end

@@ -114,6 +114,36 @@ describe("fetch", function()
     assert.is_truthy(line(out, "SLEEP"):match("^false\t.*sleep%(ms%) needs a number"))
   end)
 
+  it("exits cleanly with requests in flight, queued, idle in pools and names being looked up", function()
+    local _, port = lc.upstream()
+    -- Under the sanitizer build a leak or a bad free here fails the exit code.
+    local out = run([[
+      local base = "http://127.0.0.1:" .. arg[1]
+      local agent = http.Agent({ keepAlive = true, maxSockets = 1 })
+      setTimeout(function()
+        assert(fetch(base .. "/hello"))               -- an idle pooled connection
+        local s = net.tcp()
+        assert(s:connect("127.0.0.1", tonumber(arg[1])))
+        s:setkeepalive(10000)                         -- an idle cosocket
+        for i = 1, 3 do                               -- one in flight, two queued
+          local req = http.get({ host = "127.0.0.1", port = tonumber(arg[1]), path = "/never",
+                                 agent = agent })
+          req:on("error", function() end)
+        end
+        setImmediate(function() fetch(base .. "/delay/5000") end)
+        setImmediate(function() dns.lookup("localhost") end)
+        net.connect(tonumber(arg[1]), "localhost")
+        local paused = http.get(base .. "/big-body/3000000", function(res)
+          res:on("data", function() res:pause() end)
+        end)
+        sleep(300)
+        print("EXITING")
+        process.exit(0)
+      end, 1)
+    ]], port)
+    assert.is_truthy(out:match("EXITING"))
+  end)
+
   it("keeps a worker serving while 20 requests wait on a slow upstream", function()
     local _, up = lc.upstream()
     local app = lc.write_app([[

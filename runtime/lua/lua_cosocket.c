@@ -108,15 +108,23 @@ static void wake_value(lc__cosocket *s, int *ref, const char *data,
 
 /* Receiving -------------------------------------------------------------------- */
 
+/* The received bytes ("" when there are none: the buffer may have no
+ * memory yet). */
+static const char *in_data(const lc__cosocket *s) {
+  return lc__buf_size(&s->in) > 0 ? lc__buf_data(&s->in) : "";
+}
+
 /* What a receive can take from the buffer now. Returns 1 with *len bytes
  * (of which *skip are dropped: the line end or the pattern) and *found, or
  * 0 when it must wait for more. */
 static int take_ready(lc__cosocket *s, size_t *len, size_t *skip, int *found) {
-  const char *d = lc__buf_data(&s->in), *p;
+  const char *d = in_data(s), *p;
   size_t n = lc__buf_size(&s->in), safe;
 
   *skip = 0;
   *found = 0;
+  if (n == 0)
+    return s->want == WANT_COUNT && s->count == 0 ? (*len = 0, 1) : 0;
   switch (s->want) {
   case WANT_LINE:
     p = memchr(d, '\n', n);
@@ -159,7 +167,7 @@ static int take_ready(lc__cosocket *s, size_t *len, size_t *skip, int *found) {
 /* Pushes what a finished receive returns: data[, found]. */
 static int push_taken(lua_State *L, lc__cosocket *s, size_t len, size_t skip,
                       int found) {
-  lua_pushlstring(L, lc__buf_data(&s->in), len);
+  lua_pushlstring(L, in_data(s), len);
   lc__buf_consume(&s->in, len + skip);
   if (s->want == WANT_UNTIL) {
     lua_pushboolean(L, found);
@@ -189,12 +197,12 @@ static void read_fail(lc__cosocket *s, const char *err) {
   read_done(s);
   if (all && strcmp(err, "closed") == 0) {
     /* "*a" reads until the close: that is success. */
-    lua_pushlstring(L, lc__buf_data(&s->in), len);
+    lua_pushlstring(L, in_data(s), len);
     n = 1;
   } else {
     lua_pushnil(L);
     lua_pushstring(L, err);
-    lua_pushlstring(L, len > 0 ? lc__buf_data(&s->in) : "", len);
+    lua_pushlstring(L, in_data(s), len);
     n = 3;
   }
   lc__buf_consume(&s->in, len);
@@ -660,12 +668,12 @@ static int receive(lua_State *L, lc__cosocket *s) {
     size_t n = lc__buf_size(&s->in);
     int all = s->want == WANT_ALL;
     read_done(s);
-    if (all)
-      lua_pushlstring(L, lc__buf_data(&s->in), n);
-    else {
+    if (all) {
+      lua_pushlstring(L, in_data(s), n);
+    } else {
       lua_pushnil(L);
       lua_pushliteral(L, "closed");
-      lua_pushlstring(L, lc__buf_data(&s->in), n);
+      lua_pushlstring(L, in_data(s), n);
     }
     lc__buf_consume(&s->in, n);
     return all ? 1 : 3;

@@ -547,7 +547,8 @@ static void fetch_on_end(lc__http_request *req) {
   lua_setfield(L, -2, "statusText");
   lc__lua_push_ref(L, f->headers_ref);
   lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, lc__buf_data(&f->body), lc__buf_size(&f->body));
+  lua_pushlstring(L, lc__buf_size(&f->body) > 0 ? lc__buf_data(&f->body) : "",
+                  lc__buf_size(&f->body));
   lua_setfield(L, -2, "body");
   lc__lua_wake(f->rt, &f->thread_ref, 1);
 }

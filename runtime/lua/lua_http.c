@@ -172,9 +172,14 @@ static int has_listeners(lc_runtime *rt, int ref) {
   lc__lua_push_ref(L, ref);
   lua_getfield(L, -1, "_events");
   yes = !lua_isnil(L, -1);
-  lua_getfield(L, -2, "_pending");
-  yes = yes && lua_isnil(L, -1);
-  lua_pop(L, 3);
+  lua_pop(L, 1);
+  if (yes) {
+    /* Kept chunks go first: new ones queue behind them. */
+    lua_getfield(L, -1, "_pending");
+    yes = lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   return yes;
 }
 

@@ -504,6 +504,8 @@ static void cc_on_open(lc__conn *c) {
     lc__http_pool_release(cc, cc->pool != NULL);
     return;
   }
+  /* From now on the connection's deadline is the request's. */
+  cc->req->deadline = 0;
   lc__conn_set_timeout(c, cc->req->timeout_ms);
   lc__http_request_flush(cc->req);
 }

@@ -58,6 +58,10 @@ struct lc_runtime {
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
   lc__buf json_out;   /* the message encoder's buffer */
   lc__copools *cosocket_pools; /* idle cosocket connections (lua_cosocket.c) */
+  struct {
+    int *refs;
+    size_t n, cap;
+  } dead_refs; /* registry refs to drop from the loop (lc__lua_unref) */
   int json_decode_ref;
 };
 
@@ -112,7 +116,9 @@ int lc__lua_is_exit_sentinel(lua_State *L, int idx);
 void lc__lua_push_ref(lua_State *L, int ref);
 /* Keeps the value at idx in *ref (dropping what *ref held). */
 void lc__lua_set_ref(lua_State *L, int *ref, int idx);
-/* Unrefs *ref if set and clears it; nothing once the state is closed. */
+/* Unrefs *ref if set and clears it; nothing once the state is closed.
+ * Safe from anywhere: the slot is freed on the next call into Lua from the
+ * loop (the main thread's stack may not be usable now). */
 void lc__lua_unref(lc_runtime *rt, int *ref);
 /* The same from a function called from Lua, with the L it was given. */
 void lc__lua_unref_in(lua_State *L, int *ref);

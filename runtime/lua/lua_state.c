@@ -53,10 +53,32 @@ void lc__lua_unref_in(lua_State *L, int *ref) {
   *ref = LUA_NOREF;
 }
 
+/* Refs dropped where the main thread's stack may not be touched (a binding
+ * called from a coroutine: the main thread is suspended inside its
+ * resume) wait here; the next call into Lua from the loop frees them. */
+static void drop_refs(lc_runtime *rt) {
+  while (rt->dead_refs.n > 0)
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, rt->dead_refs.refs[--rt->dead_refs.n]);
+}
+
 void lc__lua_unref(lc_runtime *rt, int *ref) {
-  if (rt->L != NULL && *ref != LUA_NOREF && *ref != LUA_REFNIL)
-    luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
+  int ref_ = *ref, *grown;
+  size_t cap;
+
   *ref = LUA_NOREF;
+  if (rt->L == NULL || ref_ == LUA_NOREF || ref_ == LUA_REFNIL)
+    return;
+  if (rt->dead_refs.n == rt->dead_refs.cap) {
+    cap = rt->dead_refs.cap ? rt->dead_refs.cap * 2 : 64;
+    grown = realloc(rt->dead_refs.refs, cap * sizeof(*grown));
+    if (grown == NULL) {
+      luaL_unref(rt->L, LUA_REGISTRYINDEX, ref_); /* no room: now */
+      return;
+    }
+    rt->dead_refs.refs = grown;
+    rt->dead_refs.cap = cap;
+  }
+  rt->dead_refs.refs[rt->dead_refs.n++] = ref_;
 }
 
 int lc__lua_push_error(lua_State *L, int err) {
@@ -157,6 +179,7 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
   int r;
 
+  drop_refs(rt);
   if (rt->core.exiting) {
     lua_pop(L, nargs + 1);
     return -1;
@@ -337,6 +360,8 @@ void lc__lua_close(lc_runtime *rt) {
   rt->L = NULL;
   lua_close(L);
   lc__buf_free(&rt->json_out);
+  free(rt->dead_refs.refs);
+  memset(&rt->dead_refs, 0, sizeof(rt->dead_refs));
 }
 
 int lc__lua_run_app(lc_runtime *rt) {

@@ -284,6 +284,21 @@ describe("http client", function()
     assert.are.equal("ETIMEDOUT", line(out, "ERROR"))
   end)
 
+  it("counts the timeout as idle time: a slow answer that keeps coming is not cut", function()
+    local _, port = lc.upstream()
+    local out = run(PRELUDE .. [[
+      local t0 = process.hrtimeNs()
+      local req = get("/drip/12", { timeout = 500 }, function(res, body)
+        print("BODY", body, math.floor((process.hrtimeNs() - t0) / 1e6) > 1000)
+        process.exit(0)
+      end)
+      req:on("timeout", function() print("TIMED OUT") process.exit(0) end)
+      setTimeout(function() end, 3000)
+    ]], port)
+    assert.is_nil(out:match("TIMED OUT"))
+    assert.are.equal("............\ttrue", line(out, "BODY"))
+  end)
+
   it("aborts a request: no response, a close, and the connection is not reused", function()
     local _, port = lc.upstream()
     local out = run(PRELUDE .. [[

@@ -119,6 +119,14 @@ async def handle(reader, writer):
                 w(response(200, b"ok", {"X-Big": "a" * int(arg or 20000)}))
             elif name == "big-body":
                 w(response(200, b"b" * int(arg)))
+            elif name == "drip":
+                # n chunks, 100 ms apart: slow but never idle for long
+                w(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(int(arg)):
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+                    w(b"1\r\n.\r\n")
+                w(b"0\r\n\r\n")
             elif name == "never":
                 await asyncio.sleep(3600)
             elif name == "close-after":

@@ -204,6 +204,29 @@ describe("http client", function()
     assert.are.equal("3\t3\t3\t0", line(out, "STATS"))
   end)
 
+  it("refuses a request past the queue's bound, and times out one that waits too long", function()
+    local _, port = lc.upstream()
+    local out = run(PRELUDE .. [[
+      local agent = http.Agent({ keepAlive = true, maxSockets = 1, maxQueue = 2 })
+      local results, left = {}, 4
+      local function done()
+        left = left - 1
+        if left == 0 then
+          print("RESULTS", table.concat(results, ","))
+          process.exit(0)
+        end
+      end
+      for i = 1, 4 do
+        local req = get("/delay/400", { agent = agent, timeout = i == 3 and 300 or 5000 },
+                        function(res, body) results[i] = i .. ":" .. body done() end)
+        req:on("error", function(err) results[i] = i .. ":" .. err.code done() end)
+      end
+    ]], port)
+    -- 1 runs, 2 and 3 wait, 4 is refused; 3 would wait 800 ms (1 and 2
+    -- take 400 ms each) and fails after its 300 ms; 2 runs after 1
+    assert.are.equal("1:slept 400,2:slept 400,3:ETIMEDOUT,4:ERR_QUEUE_FULL", line(out, "RESULTS"))
+  end)
+
   it("closes every connection after its response without keep-alive (agent false)", function()
     local _, port = lc.upstream()
     local out = run(PRELUDE .. [[

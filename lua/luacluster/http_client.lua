@@ -31,9 +31,11 @@ local errors = require("luacluster.errors")
 local EventEmitter = events.EventEmitter
 local type, tostring, tonumber, pairs, setmetatable, error =
   type, tostring, tonumber, pairs, setmetatable, error
-local lower, sub, find, match = string.lower, string.sub, string.find, string.match
+local lower, upper, sub, find, match =
+  string.lower, string.upper, string.sub, string.find, string.match
 
 local M = {}
+local NONE = {} -- an empty table for absent options (never written)
 
 -- Agents -------------------------------------------------------------------------
 
@@ -90,17 +92,19 @@ end
 
 -- URLs --------------------------------------------------------------------------------
 
--- "http://host:port/path?q" -> {host=, port=, path=}; nil, why when it is not.
-local function parse_url(url)
-  if type(url) ~= "string" then return nil, "url must be a string" end
-  local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
+local function host_header(host, port)
+  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
+  if port == 80 then return host end
+  return host .. ":" .. port
+end
+
+-- "http://host:port" -> {host=, port=}; nil, why when it is not one.
+local function parse_origin(url, origin)
+  local scheme, authority = match(origin, "^(%a[%w+.-]*)://(.*)$")
   if not scheme then return nil, "not an absolute http:// url: " .. url end
   scheme = lower(scheme)
   if scheme == "https" then return nil, "https is not supported: " .. url end
   if scheme ~= "http" then return nil, "unsupported protocol " .. scheme .. ": " .. url end
-  local authority, path = match(rest, "^([^/?#]*)(.*)$")
-  path = match(path, "^([^#]*)")
-  if path == "" then path = "/" elseif sub(path, 1, 1) == "?" then path = "/" .. path end
   if find(authority, "@", 1, true) then return nil, "credentials in the url are not supported" end
   local host, port
   if sub(authority, 1, 1) == "[" then
@@ -111,15 +115,36 @@ local function parse_url(url)
   if not host or host == "" then return nil, "no host in url: " .. url end
   port = port ~= "" and tonumber(port) or 80
   if port < 1 or port > 65535 then return nil, "bad port in url: " .. url end
-  return { host = host, port = port, path = path }
+  return { host = host, port = port, host_header = host_header(host, port) }
+end
+
+-- Origins parsed before, so a client calling the same few hosts parses
+-- each once; bounded (emptied when full).
+local origins, norigins = {}, 0
+
+-- "http://host:port/path?q" -> {host=, port=, host_header=}, path; or nil,
+-- why when it is not such a url.
+local function parse_url(url)
+  if type(url) ~= "string" then return nil, "url must be a string" end
+  local s = find(url, "://", 1, true)
+  local cut = s and find(url, "[/?#]", s + 3)
+  local origin = cut and sub(url, 1, cut - 1) or url
+  local o = origins[origin]
+  if not o then
+    local why
+    o, why = parse_origin(url, origin)
+    if not o then return nil, why end
+    if norigins >= 256 then origins, norigins = {}, 0 end
+    origins[origin] = o
+    norigins = norigins + 1
+  end
+  local path = cut and sub(url, cut) or "/"
+  local hash = find(path, "#", 1, true)
+  if hash then path = sub(path, 1, hash - 1) end
+  if path == "" then path = "/" elseif sub(path, 1, 1) ~= "/" then path = "/" .. path end
+  return o, path
 end
 M.parse_url = parse_url
-
-local function host_header(host, port)
-  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
-  if port == 80 then return host end
-  return host .. ":" .. port
-end
 
 -- Headers: a flat list {name, value, ...}, the case the app wrote kept.
 local function set_header(list, name, value)
@@ -144,9 +169,20 @@ local function set_header(list, name, value)
   list[#list + 1] = value
 end
 
+-- A table's keys are distinct already: its headers go in as they are.
 local function flat_headers(headers)
-  local list = {}
-  for k, v in pairs(headers or {}) do set_header(list, k, v) end
+  local list, n = {}, 0
+  for k, v in pairs(headers or NONE) do
+    if type(v) ~= "string" then
+      local one = {}
+      set_header(one, k, v) -- checks, and makes numbers strings
+      v = one[2]
+    elseif type(k) ~= "string" then
+      error("header name must be a string", 3)
+    end
+    list[n + 1], list[n + 2] = k, v
+    n = n + 2
+  end
   return list
 end
 
@@ -330,9 +366,9 @@ end
 local function request_args(a, b, c)
   local opts, fn = {}, nil
   if type(a) == "string" then
-    local u, why = parse_url(a)
-    if not u then error(why, 3) end
-    for k, v in pairs(u) do opts[k] = v end
+    local u, path = parse_url(a)
+    if not u then error(path, 3) end
+    opts.host, opts.port, opts.path = u.host, u.port, path
     if type(b) == "table" then
       for k, v in pairs(b) do opts[k] = v end
       fn = c
@@ -397,20 +433,18 @@ end
 M.FETCH_TIMEOUT = 30000
 
 function M.fetch(url, opts)
-  local u, why = parse_url(url)
-  if not u then return nil, why end
-  opts = opts or {}
+  local u, path = parse_url(url)
+  if not u then return nil, path end
+  opts = opts or NONE
   if type(opts) ~= "table" then error("fetch options must be a table", 2) end
-  local method = opts.method and opts.method:upper() or "GET"
+  local method = opts.method and upper(opts.method) or "GET"
   local body = opts.body
   if body ~= nil and type(body) ~= "string" then body = tostring(body) end
-  local agent = agent_for(opts.agent)
-  return core.fetch(agent._handle, u.host, u.port, method, u.path,
-                    host_header(u.host, u.port), flat_headers(opts.headers), body,
-                    { timeout = opts.timeout or M.FETCH_TIMEOUT,
-                      maxBodySize = opts.maxBodySize,
-                      maxHeaderSize = opts.maxHeaderSize,
-                      maxHeadersCount = opts.maxHeadersCount })
+  local agent = opts.agent == nil and M.globalAgent or agent_for(opts.agent)
+  local headers = opts.headers and flat_headers(opts.headers) or NONE
+  return core.fetch(agent._handle, u.host, u.port, method, path, u.host_header,
+                    headers, body, opts.timeout or M.FETCH_TIMEOUT,
+                    opts.maxBodySize, opts.maxHeaderSize, opts.maxHeadersCount)
 end
 
 return M

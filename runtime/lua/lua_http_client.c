@@ -580,11 +580,30 @@ static const lc__http_request_cb fetch_cb = {
     fetch_on_response, fetch_on_body,  fetch_on_end,  fetch_on_error,
     fetch_on_timeout,  fetch_on_drain, fetch_on_close};
 
+/* fetch's limits, as arguments 9-12: timeout (idle ms), maxBodySize (8 MiB
+ * when nil), maxHeaderSize, maxHeadersCount. */
+static void fetch_options(lua_State *L, lc__http_request_options *o) {
+  lua_Number timeout = luaL_optnumber(L, 9, 0);
+  lua_Number body = luaL_optnumber(L, 10, FETCH_MAX_BODY);
+  lua_Number head = luaL_optnumber(L, 11, -1);
+  lua_Number count = luaL_optnumber(L, 12, -1);
+
+  lc__http_limits_init(&o->limits);
+  if (!(timeout >= 0) || !(body >= 0))
+    luaL_error(L, "timeout and maxBodySize must be numbers >= 0");
+  o->timeout_ms = (uint64_t)timeout;
+  o->limits.max_body_size = (uint64_t)body;
+  if (head >= 0)
+    o->limits.max_header_size = (size_t)head;
+  if (count >= 0)
+    o->limits.max_headers = (size_t)count;
+}
+
 /*
  * core.fetch(agent, host, port, method, path, host_header, headers, body,
- * options) -> {status=, statusText=, headers=, body=} | nil, err
- * Waits in the running coroutine. options: timeout (idle ms), maxBodySize
- * (8 MiB by default), maxHeaderSize, maxHeadersCount.
+ * timeout, maxBodySize, maxHeaderSize, maxHeadersCount)
+ *   -> {status=, statusText=, headers=, body=} | nil, err
+ * Waits in the running coroutine for the whole response.
  */
 static int http_fetch(lua_State *L) {
   lc_runtime *rt = lc__lua_rt(L);
@@ -592,7 +611,7 @@ static int http_fetch(lua_State *L) {
   lc__http_header stack[STACK_HEADERS], *headers;
   lc__http_request_options o;
   lc__http_request_line line;
-  size_t len = 0, n;
+  size_t len = 0, n, n_host;
   const char *body = luaL_optlstring(L, 8, NULL, &len);
   lc__fetch *f;
   int err;
@@ -605,14 +624,18 @@ static int http_fetch(lua_State *L) {
   line.method = o.method;
   line.path = luaL_checklstring(L, 5, &line.path_len);
   line.host = luaL_checklstring(L, 6, &line.host_len);
-  request_options(L, 9, &o, FETCH_MAX_BODY);
+  fetch_options(L, &o);
   headers = check_headers(L, 7, stack, &n);
   f = calloc(1, sizeof(*f));
   if (f == NULL)
     return luaL_error(L, "out of memory");
   f->rt = rt;
   f->thread_ref = f->headers_ref = LUA_NOREF;
-  snprintf(f->host, sizeof(f->host), "%s", o.host);
+  n_host = strlen(o.host);
+  if (n_host >= sizeof(f->host))
+    n_host = sizeof(f->host) - 1;
+  memcpy(f->host, o.host, n_host);
+  f->host[n_host] = '\0';
   err = lc__http_request_new(agent, &o, &fetch_cb, f, &f->req);
   if (err) {
     free(f);

@@ -127,7 +127,12 @@ local origins, norigins = {}, 0
 local function parse_url(url)
   if type(url) ~= "string" then return nil, "url must be a string" end
   local s = find(url, "://", 1, true)
-  local cut = s and find(url, "[/?#]", s + 3)
+  local cut, q, h
+  if s then -- the origin ends at the first "/", "?" or "#" (plain finds)
+    cut, q, h = find(url, "/", s + 3, true), find(url, "?", s + 3, true), find(url, "#", s + 3, true)
+    if q and (not cut or q < cut) then cut = q end
+    if h and (not cut or h < cut) then cut = h end
+  end
   local origin = cut and sub(url, 1, cut - 1) or url
   local o = origins[origin]
   if not o then

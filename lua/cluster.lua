@@ -102,8 +102,18 @@ function cluster.setupMaster(settings)
 end
 cluster.setupPrimary = cluster.setupMaster
 
+-- "fork" comes first, as Node's (next tick) does: it is emitted on the next
+-- iteration, or before the worker's first event if that comes sooner (a
+-- loaded machine can run the new worker before the master's next check).
+local function emit_fork(worker)
+  if worker._fork_told then return end
+  worker._fork_told = true
+  cluster:emit("fork", worker)
+end
+
 -- What C tells a worker object in the master.
 local function on_worker_event(worker, event, a, b)
+  emit_fork(worker)
   if event == "online" then
     worker.state = "online"
     worker:emit("online")
@@ -153,7 +163,7 @@ function cluster.fork(env)
     kill = function(_, signal) return handle:kill(signal or "SIGTERM") end,
   }
   cluster.workers[worker.id] = worker
-  timers.setImmediate(function() cluster:emit("fork", worker) end)
+  timers.setImmediate(emit_fork, worker)
   return worker
 end
 

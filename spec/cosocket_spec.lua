@@ -114,7 +114,7 @@ describe("net.tcp() cosockets", function()
     ]]))
     assert.are.equal("nil\ttimeout\tno line end", line(out, "TIMEOUT"))
     local ms = tonumber(line(out, "WAITED"))
-    assert.is_true(ms >= 250 and ms < 1500, "waited " .. ms .. " ms")
+    assert.is_true(ms >= 250 and ms < 5000, "waited " .. ms .. " ms") -- 300, not 60 s
     assert.are.equal("complete", line(out, "AGAIN"))
   end)
 

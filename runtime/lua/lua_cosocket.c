@@ -15,19 +15,16 @@
  * socket's buffer until a receive takes them. One coroutine may read while
  * another writes; two readers (or writers) at once get "socket busy".
  *
- * setkeepalive() puts the connection into a pool of this process, keyed by
- * "host:port" (or the pool option of connect), most recently used first; a
- * later connect() to the same key takes it (getreusedtimes() counts). An
- * idle pooled connection that hears anything (the server closing it, or
- * stray bytes) is closed.
+ * setkeepalive() puts the connection into a pool of this process
+ * (lua_copool.c), keyed by "host:port" (or the pool option of connect); a
+ * later connect() to the same key takes it (getreusedtimes() counts).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dns.h"
-#include "lua_binding.h"
+#include "lua_cosocket.h"
 #include "sockets.h"
-#include "tcp.h"
 
 #define DEFAULT_TIMEOUT_MS 60000 /* OpenResty's lua_socket_*_timeout */
 #define DEFAULT_POOL_SIZE 30     /* OpenResty's lua_socket_pool_size */
@@ -56,27 +53,7 @@ typedef struct lc__cosocket {
   char key[300];       /* the pool's name */
 } lc__cosocket;
 
-/* A connection waiting in a pool (its lc__conn's data). */
-typedef struct lc__pooled {
-  lc__conn *c;
-  struct lc__copool *pool;
-  unsigned reused;
-  struct lc__pooled *next;
-} lc__pooled;
-
-typedef struct lc__copool {
-  struct lc__copool *next;
-  lc__pooled *idle; /* most recently used first */
-  size_t n;
-  char key[300];
-} lc__copool;
-
-/* The pools of this Lua state (lc_runtime's cosocket_pools). */
-struct lc__copools {
-  lc__copool *list;
-};
-
-static const lc__conn_ops cosocket_ops, pooled_ops;
+static const lc__conn_ops cosocket_ops;
 
 /* Waking --------------------------------------------------------------------- */
 
@@ -320,109 +297,6 @@ static const lc__conn_ops cosocket_ops = {
     cs_on_open,  cs_on_read,         cs_on_eof,   cs_on_timeout,
     cs_on_drain, cs_on_server_close, cs_on_error, cs_on_close};
 
-/* The pools -------------------------------------------------------------------- */
-
-static void pool_unlink(lc__pooled *p) {
-  lc__copool *pool = p->pool;
-  lc__pooled **pp;
-
-  if (pool == NULL)
-    return;
-  for (pp = &pool->idle; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == p) {
-      *pp = p->next;
-      pool->n--;
-      break;
-    }
-  }
-  p->pool = NULL;
-}
-
-/* An idle pooled connection has nothing to hear: anything ends it. */
-static void pl_drop(lc__conn *c) {
-  pool_unlink(c->data);
-  lc__conn_close(c);
-}
-static void pl_on_read(lc__conn *c, const char *data, size_t len) {
-  (void)data, (void)len;
-  pl_drop(c);
-}
-static void pl_on_error(lc__conn *c, int err) {
-  (void)err;
-  pool_unlink(c->data);
-}
-static void pl_on_close(lc__conn *c) {
-  lc__pooled *p = c->data;
-
-  pool_unlink(p);
-  free(p);
-}
-static void pl_nothing(lc__conn *c) { (void)c; }
-
-static const lc__conn_ops pooled_ops = {
-    pl_nothing, pl_on_read,  pl_drop,    pl_drop,
-    pl_nothing, pl_nothing,  pl_on_error, pl_on_close};
-
-static void pools_free(void *arg) {
-  lc_runtime *rt = arg;
-  lc__copool *pool;
-
-  if (rt->cosocket_pools == NULL)
-    return;
-  while ((pool = rt->cosocket_pools->list) != NULL) {
-    rt->cosocket_pools->list = pool->next;
-    free(pool); /* its connections were closed by the shutdown walk */
-  }
-  free(rt->cosocket_pools);
-  rt->cosocket_pools = NULL;
-}
-
-static lc__copool *pool_find(lc_runtime *rt, const char *key, int create) {
-  lc__copool *pool;
-
-  if (rt->cosocket_pools == NULL) {
-    if (!create)
-      return NULL;
-    rt->cosocket_pools = calloc(1, sizeof(*rt->cosocket_pools));
-    if (rt->cosocket_pools == NULL ||
-        lc__core_on_close(&rt->core, pools_free, rt) != 0) {
-      free(rt->cosocket_pools);
-      rt->cosocket_pools = NULL;
-      return NULL;
-    }
-  }
-  for (pool = rt->cosocket_pools->list; pool != NULL; pool = pool->next)
-    if (strcmp(pool->key, key) == 0)
-      return pool;
-  if (!create || (pool = calloc(1, sizeof(*pool))) == NULL)
-    return NULL;
-  snprintf(pool->key, sizeof(pool->key), "%s", key);
-  pool->next = rt->cosocket_pools->list;
-  rt->cosocket_pools->list = pool;
-  return pool;
-}
-
-/* Takes the most recently pooled connection of key, if any. */
-static lc__conn *pool_take(lc_runtime *rt, const char *key,
-                           unsigned *reused) {
-  lc__copool *pool = pool_find(rt, key, 0);
-  lc__pooled *p;
-  lc__conn *c;
-
-  while (pool != NULL && (p = pool->idle) != NULL) {
-    pool_unlink(p);
-    c = p->c;
-    *reused = p->reused + 1;
-    free(p);
-    c->data = NULL;
-    if (c->closing)
-      continue;
-    uv_ref((uv_handle_t *)&c->tcp);
-    return c;
-  }
-  return NULL;
-}
-
 /* The Lua methods ------------------------------------------------------------------ */
 
 static void cosocket_close(lc__lua_handle *h) {
@@ -577,7 +451,7 @@ static int cs_connect(lua_State *L) {
   s->port = port;
   s->eof = s->failed = 0;
   lc__buf_reset(&s->in);
-  if ((c = pool_take(rt, s->key, &s->reused)) != NULL) {
+  if ((c = lc__copool_take(rt, s->key, &s->reused)) != NULL) {
     c->ops = &cosocket_ops;
     c->data = s;
     s->c = c;
@@ -763,8 +637,6 @@ static int cs_setkeepalive(lua_State *L) {
   lua_Number idle = luaL_optnumber(L, 2, DEFAULT_TIMEOUT_MS);
   lua_Number size = luaL_optnumber(L, 3, DEFAULT_POOL_SIZE);
   const char *why = NULL;
-  lc__copool *pool;
-  lc__pooled *p;
   lc__conn *c;
 
   if (s == NULL || s->c == NULL || s->c->closing)
@@ -783,28 +655,12 @@ static int cs_setkeepalive(lua_State *L) {
     lua_pushstring(L, why);
     return 2;
   }
+  /* The connection leaves this object for the pool (or, full, closes). */
   c = s->c;
-  pool = pool_find(s->base.rt, s->key, 1);
-  p = pool ? calloc(1, sizeof(*p)) : NULL;
-  if (p == NULL || size < 1 || pool->n >= (size_t)size) {
-    free(p);
-    lc__lua_handle_close(&s->base); /* the pool is full: close instead */
-    lua_pushinteger(L, 1);
-    return 1;
-  }
-  /* The connection leaves this object for the pool. */
-  s->c = NULL;
-  p->c = c;
-  p->pool = pool;
-  p->reused = s->reused;
-  p->next = pool->idle;
-  pool->idle = p;
-  pool->n++;
-  c->ops = &pooled_ops;
-  c->data = p;
-  lc__conn_set_timeout(c, idle > 0 ? (uint64_t)idle : 0);
-  lc__conn_resume(c);
-  uv_unref((uv_handle_t *)&c->tcp);
+  if (size >= 1 && lc__copool_put(s->base.rt, s->key, c, s->reused,
+                                  idle > 0 ? (uint64_t)idle : 0,
+                                  (size_t)size) == 0)
+    s->c = NULL;
   lc__lua_handle_close(&s->base);
   lua_pushinteger(L, 1);
   return 1;

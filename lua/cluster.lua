@@ -12,6 +12,7 @@ local core = require("luacluster.core")
 local events = require("events")
 local process = require("process")
 local timers = require("timers")
+local spawn = require("luacluster.coroutines").spawn
 
 local EventEmitter = events.EventEmitter
 
@@ -42,7 +43,7 @@ end
 
 local function master_worker_methods()
   function Worker:send(msg, fn)
-    return self._handle:send(msg, fn)
+    return self._handle:send(msg, fn and function(err) spawn(fn, err) end)
   end
 
   function Worker:disconnect()
@@ -101,8 +102,18 @@ function cluster.setupMaster(settings)
 end
 cluster.setupPrimary = cluster.setupMaster
 
+-- "fork" comes first, as Node's (next tick) does: it is emitted on the next
+-- iteration, or before the worker's first event if that comes sooner (a
+-- loaded machine can run the new worker before the master's next check).
+local function emit_fork(worker)
+  if worker._fork_told then return end
+  worker._fork_told = true
+  cluster:emit("fork", worker)
+end
+
 -- What C tells a worker object in the master.
 local function on_worker_event(worker, event, a, b)
+  emit_fork(worker)
   if event == "online" then
     worker.state = "online"
     worker:emit("online")
@@ -152,7 +163,7 @@ function cluster.fork(env)
     kill = function(_, signal) return handle:kill(signal or "SIGTERM") end,
   }
   cluster.workers[worker.id] = worker
-  timers.setImmediate(function() cluster:emit("fork", worker) end)
+  timers.setImmediate(emit_fork, worker)
   return worker
 end
 

@@ -7,11 +7,19 @@
 --
 -- Listener lists are copied on change, never on emit, so a listener may add
 -- or remove listeners while an event is being emitted. An "error" event
--- with no listener raises its argument, as in Node. An error inside a
--- listener propagates to whoever emitted; the runtime reports it (with a
--- traceback) to process "uncaughtException", and exits if nothing handles it.
+-- with no listener raises its argument, as in Node.
+--
+-- Emitted outside any coroutine (an event from the runtime, or the main
+-- chunk), each listener runs in a coroutine of its own from the pool, so it
+-- may wait (fetch, sleep, ...); an error in it is reported (with a
+-- traceback) to process "uncaughtException", and the process exits if
+-- nothing handles it. Emitted inside a coroutine, listeners run inline, and
+-- an error propagates to whoever emitted.
+
+local coroutines = require("luacluster.coroutines")
 
 local type, error, setmetatable = type, error, setmetatable
+local spawn, inside = coroutines.spawn, coroutines.inside
 
 local EventEmitter = {}
 EventEmitter.__index = EventEmitter
@@ -128,11 +136,26 @@ function EventEmitter:emit(name, ...)
     return false
   end
   local n = #list
-  if n == 1 then
-    list[1](...)
+  if inside() then
+    if n == 1 then
+      list[1](...)
+    else
+      for i = 1, n do list[i](...) end
+    end
+  elseif n == 1 then
+    spawn(list[1], ...)
   else
-    for i = 1, n do list[i](...) end
+    for i = 1, n do spawn(list[i], ...) end
   end
+  return true
+end
+
+-- Calls name's listeners here and now, in whatever runs (the runtime's
+-- own "exit" and "uncaughtException": they must finish before it goes on).
+function EventEmitter:_emit_here(name, ...)
+  local list = self._events and self._events[name]
+  if not list then return false end
+  for i = 1, #list do list[i](...) end
   return true
 end
 
@@ -141,7 +164,7 @@ end
 local function bind(module)
   local methods = { "on", "addListener", "once", "off", "removeListener",
                     "removeAllListeners", "emit", "listenerCount", "listeners",
-                    "prependListener" }
+                    "prependListener", "_emit_here" }
   for _, m in ipairs(methods) do
     local method = EventEmitter[m]
     module[m] = function(first, ...)

@@ -21,6 +21,8 @@
 local core = require("luacluster.core")
 local events = require("events")
 local net = require("net")
+local spawn = require("luacluster.coroutines").spawn
+local timers = require("timers")
 
 local EventEmitter = events.EventEmitter
 local lower, tostring, type, pairs = string.lower, tostring, type, pairs
@@ -61,6 +63,35 @@ end
 function IncomingMessage:_native(event, ...)
   if event == "end" then self.complete = true end
   return self:emit(event, ...)
+end
+
+-- What arrived while nobody listened (a handler that waited before reading
+-- the body) goes to the listeners when they come, on the next iteration.
+local function hand_over(self)
+  self._handing = false
+  local pending = self._pending
+  if pending and self:listenerCount("data") > 0 then
+    self._pending = nil
+    for i = 1, #pending do self:emit("data", pending[i]) end
+  end
+  if self._ended and not self._pending and self:listenerCount("end") > 0 then
+    self._ended = nil
+    self.complete = true
+    self:emit("end")
+  end
+end
+
+for _, name in ipairs({ "on", "once", "addListener" }) do
+  local add = EventEmitter[name]
+  IncomingMessage[name] = function(self, event, fn)
+    add(self, event, fn)
+    if (event == "data" or event == "end") and not self._handing and
+       (rawget(self, "_pending") or rawget(self, "_ended")) then
+      self._handing = true
+      timers.setImmediate(hand_over, self)
+    end
+    return self
+  end
 end
 
 -- Responses --------------------------------------------------------------------------
@@ -186,6 +217,15 @@ function ServerResponse:_native(event)
   if event == "drain" then self:emit("drain") end
 end
 
+-- destroy(): drops the connection now (Node's res.destroy()): for an
+-- answer that cannot be completed, so the client does not take it whole.
+function ServerResponse:destroy()
+  if self.finished then return self end
+  self.finished = true
+  core.http_destroy(self._conn)
+  return self
+end
+
 -- A handler failed: 500 if nothing went out yet, else drop the connection.
 function ServerResponse:_fail()
   if self.finished then return end
@@ -230,6 +270,18 @@ end
 
 local traceback = debug.traceback
 
+-- Runs in a pooled coroutine: the handler may wait (fetch, sleep, ...), and
+-- an error before or after a wait answers 500.
+local function handle(server, req, res)
+  local ok, err = xpcall(server.emit, traceback, server, "request", req, res)
+  if not ok then
+    if err == core.EXIT then error(err, 0) end -- process.exit()
+    core.log("error", "request handler failed for " .. req.method .. " " ..
+             req.url .. ": " .. tostring(err))
+    res:_fail()
+  end
+end
+
 function Server:_native(event, a, b)
   if event ~= "request" then
     return net.Server._native(self, event, a, b)
@@ -237,13 +289,17 @@ function Server:_native(event, a, b)
   local req = setmetatable(a, IncomingMessage)
   local res = setmetatable({ _conn = req._conn, _seq = req._seq, statusCode = 200,
                              req = req }, ServerResponse)
-  local ok, err = xpcall(self.emit, traceback, self, "request", req, res)
-  if not ok then
-    core.log("error", "request handler failed for " .. req.method .. " " ..
-             req.url .. ": " .. tostring(err))
-    res:_fail()
-  end
+  spawn(handle, self, req, res)
 end
+
+-- The client: http.request, http.get, http.Agent, http.globalAgent
+-- (lua/luacluster/http_client.lua).
+local client = require("luacluster.http_client")
+http.request = client.request
+http.get = client.get
+http.Agent = client.Agent
+http.globalAgent = client.globalAgent
+http.ClientRequest = client.ClientRequest
 
 function http.createServer(opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end

@@ -120,10 +120,56 @@ function Server:_connection(handle)
   return sock
 end
 
+-- Data that comes before anyone listens (a connection listener that waits
+-- first) is kept, reading paused past 64 KiB, and handed over on the next
+-- iteration once a "data" listener comes, as Node's paused streams do.
+local KEEP_MAX = 64 * 1024
+
+local function hand_over(self)
+  self._handing = false
+  local pending = self._pending
+  if not pending or self:listenerCount("data") == 0 then return end
+  self._pending, self._pending_bytes = nil, nil
+  if self._held and not self._closed then
+    self._held = nil
+    self._handle:resume()
+  end
+  for i = 1, #pending do self:emit("data", pending[i]) end
+  if self._ended then
+    self._ended = nil
+    self:emit("end")
+  end
+end
+
+for _, name in ipairs({ "on", "once", "addListener" }) do
+  local add = EventEmitter[name]
+  Socket[name] = function(self, event, fn)
+    add(self, event, fn)
+    if event == "data" and rawget(self, "_pending") and not self._handing then
+      self._handing = true
+      timers.setImmediate(hand_over, self)
+    end
+    return self
+  end
+end
+
 function Socket:_native(event, a, b)
   if event == "data" then
+    local pending = self._pending
+    if pending or self:listenerCount("data") == 0 then
+      pending = pending or {}
+      pending[#pending + 1] = a
+      self._pending = pending
+      self._pending_bytes = (self._pending_bytes or 0) + #a
+      if self._pending_bytes > KEEP_MAX and not self._held then
+        self._held = true
+        self._handle:pause()
+      end
+      return
+    end
     self:emit("data", a)
   elseif event == "end" then
+    if self._pending then self._ended = true return end
     self:emit("end")
   elseif event == "close" then
     self._closed = true
@@ -178,5 +224,8 @@ function net.createServer(opts, fn)
   if fn then server:on("connection", fn) end
   return server
 end
+
+-- Outbound sockets: net.connect, net.createConnection, net.isIP.
+require("luacluster.net_client")(net)
 
 return net

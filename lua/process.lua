@@ -7,6 +7,7 @@
 
 local core = require("luacluster.core")
 local events = require("events")
+local spawn = require("luacluster.coroutines").spawn
 
 local process = events.bind({})
 
@@ -57,7 +58,7 @@ function process.exit(code)
   code = process.exitCode or 0
   if not exiting then
     exiting = true
-    process:emit("exit", code)
+    process:_emit_here("exit", code)
   end
   core.exit(process.exitCode or code)
 end
@@ -65,7 +66,7 @@ end
 if core.role == "worker" then
   -- send(msg[, fn(err)]): worker -> master; msg is any JSON-encodable value.
   function process.send(msg, fn)
-    return core.send(msg, fn)
+    return core.send(msg, fn and function(err) spawn(fn, err) end)
   end
   function process.connected() return core.connected() end
 end
@@ -116,7 +117,7 @@ function process._native(_, event, a, b)
     -- Errors no one caught go to "uncaughtException" listeners; without one
     -- the runtime logs the traceback and exits 1.
     if process:listenerCount("uncaughtException") == 0 then return false end
-    process:emit("uncaughtException", a, b)
+    process:_emit_here("uncaughtException", a, b)
     return true
   elseif event == "beforeExit" then
     process:emit("beforeExit", process.exitCode or 0)
@@ -124,7 +125,7 @@ function process._native(_, event, a, b)
     if a then process.exitCode = a end
     if not exiting then
       exiting = true
-      process:emit("exit", process.exitCode or 0)
+      process:_emit_here("exit", process.exitCode or 0)
     end
     return process.exitCode or 0
   end

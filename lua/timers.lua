@@ -1,8 +1,10 @@
 -- timers: setTimeout, setInterval, setImmediate and their clear functions
 -- (also globals). A timer is a libuv timer; the returned Timeout object has
--- ref(), unref(), hasRef(), refresh() and close() as in Node.
+-- ref(), unref(), hasRef(), refresh() and close() as in Node. Callbacks run
+-- in pooled coroutines (luacluster.coroutines), so they may wait.
 
 local core = require("luacluster.core")
+local spawn = require("luacluster.coroutines").spawn
 
 local select, unpack, type, error = select, unpack, type, error
 
@@ -29,7 +31,7 @@ function timers.setTimeout(fn, ms, ...)
   local call = bind_args(fn, ...)
   local t = core.timer()
   local wait = delay(ms)
-  t:start(wait, 0, function() call() end)
+  t:start(wait, 0, function() spawn(call) end)
   return t
 end
 
@@ -37,7 +39,7 @@ function timers.setInterval(fn, ms, ...)
   local call = bind_args(fn, ...)
   local t = core.timer()
   local wait = delay(ms)
-  t:start(wait, wait, function() call() end)
+  t:start(wait, wait, function() spawn(call) end)
   return t
 end
 
@@ -91,7 +93,7 @@ function timers._run()
     head = head + 1
     if not im._done then
       settle(im)
-      im._fn()
+      spawn(im._fn)
     end
   end
   return head <= tail, refed > 0

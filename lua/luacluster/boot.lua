@@ -16,6 +16,7 @@ http = require("http")
 url = require("url")
 querystring = require("querystring")
 crypto = require("crypto")
+dns = require("dns")
 
 local timers = require("timers")
 setTimeout = timers.setTimeout
@@ -24,6 +25,12 @@ setImmediate = timers.setImmediate
 clearTimeout = timers.clearTimeout
 clearInterval = timers.clearInterval
 clearImmediate = timers.clearImmediate
+
+-- Calls that wait, for code running in a coroutine (handlers, listeners,
+-- timer callbacks: luacluster.coroutines).
+local coroutines = require("luacluster.coroutines")
+sleep = coroutines.sleep
+fetch = require("luacluster.http_client").fetch
 
 os.cpus = core.cpus
 os.hostname = core.hostname

@@ -78,6 +78,8 @@ typedef struct lc__worker_link lc__worker_link;
 typedef struct lc__manager lc__manager;
 typedef struct lc__tcp lc__tcp;
 typedef struct lc__http_state lc__http_state;
+typedef struct lc__dns lc__dns;
+typedef struct lc__http_client lc__http_client;
 typedef struct lc__cleanup lc__cleanup;
 typedef struct lc__notify_state lc__notify_state;
 typedef struct lc__activation lc__activation;
@@ -120,6 +122,8 @@ typedef struct lc__core {
   lc__manager *manager;   /* managed mode: the policy over the workers */
   lc__tcp *tcp;           /* servers and connections */
   lc__http_state *http;   /* HTTP connections' shared parts */
+  lc__dns *dns;           /* name lookups in flight */
+  lc__http_client *http_client; /* the HTTP client's shared parts */
   lc__cleanup *cleanups;  /* run by lc__core_close(), last added first */
   lc__notify_state *notify;   /* master: the service manager's socket */
   lc__activation *activation; /* master: listening sockets passed at start */

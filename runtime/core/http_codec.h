@@ -1,11 +1,13 @@
 /*
- * http_codec.h - HTTP/1.1 request reading and response writing, with no I/O.
+ * http_codec.h - HTTP/1.1 reading and writing, with no I/O.
  *
  * The reader wraps http-parser: it feeds bytes, enforces the limits, and
- * reports each request as a head, body pieces and a completion. The writer
- * builds status lines, header blocks and chunk frames into an lc__buf.
- * The connection protocol (http_server.c) owns sockets and timers; this file
- * only knows bytes, so the C unit tests and the fuzz target drive it directly.
+ * reports each message as a head, body pieces and a completion. It reads
+ * requests (the server) or responses (the client), with the same rules and
+ * limits. The writers build status lines, request lines, header blocks and
+ * chunk frames into an lc__buf. The connection protocols (http_server.c,
+ * http_client.c) own sockets and timers; this file only knows bytes, so the
+ * C unit tests and the fuzz targets drive it directly.
  */
 #ifndef LC_HTTP_H
 #define LC_HTTP_H
@@ -16,7 +18,8 @@
 
 #include "buf.h"
 
-/* Limits; a request over one gets the status in brackets and a close. */
+/* Limits; a request over one gets the status in brackets and a close (a
+ * response over one fails with the same status as its reason). */
 typedef struct lc__http_limits {
   size_t max_header_size; /* request line + headers, bytes [431]; 16 KiB */
   size_t max_url_size;    /* bytes [414]; 8 KiB */
@@ -26,6 +29,10 @@ typedef struct lc__http_limits {
 
 void lc__http_limits_init(lc__http_limits *limits);
 
+/* What the protocols' write calls return besides 0 and UV_E* codes: the
+ * request or response is over (nothing written). */
+#define LC__HTTP_GONE 1
+
 typedef struct lc__http_header {
   const char *name; /* lower-cased for requests */
   size_t name_len;
@@ -33,11 +40,12 @@ typedef struct lc__http_header {
   size_t value_len;
 } lc__http_header;
 
-/* A request's head. Pointers are valid only during on_head. */
+/* A message's head. Pointers are valid only during on_head. */
 typedef struct lc__http_head {
-  const char *method; /* "GET", NUL-terminated, static */
-  const char *url;
+  const char *method; /* a request's "GET", NUL-terminated, static */
+  const char *url;    /* a request's url; a response's reason phrase */
   size_t url_len;
+  int status;         /* a response's status code */
   int major, minor;
   int keep_alive;      /* the client allows another request after this */
   int expect_continue; /* "Expect: 100-continue" */
@@ -70,10 +78,26 @@ typedef struct lc__http_reader {
   int status;              /* error status, once set the reader is dead */
   const char *reason;      /* error in words */
   int paused;
+  int response;            /* reads responses */
+  int head_request;        /* the response answers HEAD: no body */
+  int informational;       /* inside a 1xx response (skipped) */
 } lc__http_reader;
 
 void lc__http_reader_init(lc__http_reader *r, const lc__http_limits *limits,
                           const lc__http_reader_cb *cb, void *arg);
+/* A reader of responses. 1xx responses (100 Continue, 103 Early Hints) are
+ * skipped; a 101 is refused (400), as the client asks for no upgrade. */
+void lc__http_reader_init_response(lc__http_reader *r,
+                                   const lc__http_limits *limits,
+                                   const lc__http_reader_cb *cb, void *arg);
+/* Before each response: whether it answers a HEAD request (no body). */
+void lc__http_reader_expect(lc__http_reader *r, int head_request);
+/*
+ * The peer closed the connection: completes a body that ends with the
+ * connection (on_complete). Returns 0, or the status (400) when a message
+ * was cut short; lc__http_reader_error() then says where.
+ */
+int lc__http_reader_eof(lc__http_reader *r);
 void lc__http_reader_free(lc__http_reader *r);
 
 /*
@@ -85,13 +109,19 @@ void lc__http_reader_free(lc__http_reader *r);
 size_t lc__http_reader_feed(lc__http_reader *r, const char *data, size_t len,
                             int *status);
 void lc__http_reader_resume(lc__http_reader *r);
-/* Between requests: no byte of a next request seen yet. */
+/* After a complete message: the connection may carry another (not
+ * closing, no error). */
+int lc__http_reader_keep_alive(const lc__http_reader *r);
+/* Between messages: no byte of a next one seen yet. */
 int lc__http_reader_idle(const lc__http_reader *r);
 /* Inside a request's head (for the header-read timeout). */
 int lc__http_reader_in_head(const lc__http_reader *r);
 const char *lc__http_reader_error(const lc__http_reader *r);
 
-/* Response writing ---------------------------------------------------------- */
+/* Whether n bytes of a equal lower (lower-case ASCII) in any case. */
+int lc__http_case_equal(const char *a, const char *lower, size_t n);
+
+/* Response writing (http_writer.c) -------------------------------------------- */
 
 /* "Not Found" for 404; "Unknown" for a code it does not know. */
 const char *lc__http_status_text(int status);
@@ -132,5 +162,29 @@ int lc__http_write_continue(lc__buf *out);
 /* A whole short response for an error status, with Connection: close;
  * answering HEAD, its head only. */
 int lc__http_write_error(lc__buf *out, int status, int head_request);
+
+/* Request writing ------------------------------------------------------------ */
+
+typedef struct lc__http_request_line {
+  const char *method;     /* a token: "GET" */
+  const char *path;       /* "/x?y": no space, CR, LF or NUL */
+  size_t path_len;
+  const char *host;       /* the Host header when the app sets none */
+  size_t host_len;
+  int64_t content_length; /* in: the whole body's length, or -1 */
+  int keep_alive;         /* in: ask to keep the connection open */
+  int chunked;            /* out: the body must be sent in chunks */
+} lc__http_request_line;
+
+/*
+ * Writes an HTTP/1.1 request line and headers. The writer adds what the
+ * app did not set: Host, then Content-Length when the length is known (none
+ * for an empty body of GET, HEAD, DELETE, OPTIONS or TRACE), else
+ * Transfer-Encoding: chunked, and Connection: keep-alive/close. Returns 0,
+ * or UV_EINVAL (nothing written) for a bad method, path, name or value.
+ */
+int lc__http_write_request_head(lc__buf *out, lc__http_request_line *req,
+                                const lc__http_header *headers,
+                                size_t nheaders);
 
 #endif

@@ -59,8 +59,6 @@ typedef struct lc__http_reply {
   size_t nheaders;
 } lc__http_reply;
 
-/* lc__http_respond()'s results besides 0 and UV_E* codes. */
-#define LC__HTTP_GONE 1 /* the request is no longer this connection's */
 
 /*
  * Writes to the response of request seq: the head (the first call, from

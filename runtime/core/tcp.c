@@ -78,6 +78,11 @@ static void on_sweep(uv_timer_t *timer) {
       continue;
     if (now >= c->deadline_ms) {
       c->deadline_ms = 0;
+      if (c->connecting) {
+        c->ops->on_error(c, UV_ETIMEDOUT);
+        lc__conn_close(c);
+        continue;
+      }
       c->ops->on_timeout(c);
     }
     armed |= c->deadline_ms != 0;
@@ -326,6 +331,19 @@ int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port) {
   return 0;
 }
 
+int lc__conn_local(lc__conn *c, char *ip, size_t size, int *port) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  int err = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+
+  if (err)
+    return err;
+  lc__sockaddr_ip(&ss, ip, size);
+  if (port != NULL)
+    *port = lc__sockaddr_port(&ss);
+  return 0;
+}
+
 /* A connection of server s (NULL when it has none), linked into the
  * process's list. */
 static lc__conn *conn_new(lc__core *core, lc__server *s,
@@ -349,6 +367,16 @@ static lc__conn *conn_new(lc__core *core, lc__server *s,
     s->nconns++;
   return c;
 }
+
+/* The ops of a connection that failed before its protocol heard of it. */
+static void silent_conn(lc__conn *c) { (void)c; }
+static void silent_read(lc__conn *c, const char *data, size_t len) {
+  (void)c, (void)data, (void)len;
+}
+static void silent_error(lc__conn *c, int err) { (void)c, (void)err; }
+static const lc__conn_ops silent_ops = {
+    silent_conn, silent_read, silent_conn,  silent_conn,
+    silent_conn, silent_conn, silent_error, silent_conn};
 
 static void conn_start(lc__conn *c) {
   lc__server *s = c->server;
@@ -392,6 +420,56 @@ void lc__server_adopt(lc__server *s, int fd) {
     return;
   }
   conn_start(c);
+}
+
+/* Outbound connections ---------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status) {
+  lc__conn *c = req->data;
+
+  if (c->closing) /* closed while connecting (UV_ECANCELED) */
+    return;
+  c->connecting = 0;
+  c->deadline_ms = 0;
+  c->timeout_ms = 0;
+  if (status < 0) {
+    c->ops->on_error(c, status);
+    lc__conn_close(c);
+    return;
+  }
+  /* Requests and answers are small writes: send them at once. */
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->ops->on_open(c);
+  if (!c->closing)
+    lc__conn_resume(c);
+}
+
+int lc__conn_connect(lc__core *core, const struct sockaddr *addr,
+                     const struct sockaddr *local, const lc__conn_ops *ops,
+                     void *data, uint64_t timeout_ms, lc__conn **out) {
+  lc__conn *c = conn_new(core, NULL, ops);
+  int err;
+
+  *out = NULL;
+  if (c == NULL)
+    return UV_ENOMEM;
+  c->data = data;
+  err = local != NULL ? uv_tcp_bind(&c->tcp, local, 0) : 0;
+  if (err == 0) {
+    c->connect_req.data = c;
+    err = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
+  }
+  if (err) {
+    /* Nothing is called back: the caller reports err. */
+    c->ops = &silent_ops;
+    lc__conn_close(c);
+    return err;
+  }
+  c->connecting = 1;
+  if (timeout_ms > 0)
+    lc__conn_set_timeout(c, timeout_ms);
+  *out = c;
+  return 0;
 }
 
 /* Servers ------------------------------------------------------------------ */

@@ -7,9 +7,10 @@
  * accepted (the master, in rr and sticky). How a server comes to listen in a
  * worker is shared_listen.c's business; this file knows sockets, not the
  * master. Either way a new connection becomes an lc__conn whose protocol ops
- * (raw TCP for net, HTTP for http) say what the bytes mean. This file owns
- * the sockets, reading into one shared buffer, writing with backpressure,
- * deadlines and closing.
+ * (raw TCP for net, HTTP for http) say what the bytes mean. A connection
+ * this process opens (lc__conn_connect) is the same lc__conn without a
+ * server. This file owns the sockets, reading into one shared buffer,
+ * writing with backpressure, deadlines and closing.
  */
 #ifndef LC_TCP_H
 #define LC_TCP_H
@@ -21,7 +22,8 @@ typedef struct lc__conn lc__conn;
 
 /* What a protocol does with a connection. */
 typedef struct lc__conn_ops {
-  /* A new connection: set up the protocol state. */
+  /* A new connection (accepted, or an outbound one now connected): set up
+   * the protocol state. */
   void (*on_open)(lc__conn *c);
   /* Bytes arrived (in a shared buffer: copy what must outlive the call). */
   void (*on_read)(lc__conn *c, const char *data, size_t len);
@@ -33,7 +35,8 @@ typedef struct lc__conn_ops {
   void (*on_drain)(lc__conn *c);
   /* The server is closing: wind the connection down. */
   void (*on_server_close)(lc__conn *c);
-  /* A read or write failed; the connection closes next. */
+  /* A read or write failed, or an outbound connect did (UV_ETIMEDOUT when
+   * its timeout passed); the connection closes next. */
   void (*on_error)(lc__conn *c, int err);
   /* The handle is closed: release the protocol state. */
   void (*on_close)(lc__conn *c);
@@ -86,10 +89,12 @@ struct lc__conn {
   int closing;
   int shutdown; /* a shutdown is queued or done */
   int close_when_written;
+  int connecting; /* an outbound connect is under way */
   uint64_t deadline_ms; /* 0: no timeout armed */
   uint64_t timeout_ms;  /* inactivity timeout, re-armed on activity */
   size_t pending_writes;
   void *data; /* the protocol's */
+  uv_connect_t connect_req;
 };
 
 /* Servers */
@@ -117,6 +122,15 @@ void lc__servers_drain(lc__core *core, void (*done)(lc__core *core));
 uint64_t lc__servers_requests(lc__core *core);
 
 /* Connections */
+/*
+ * Opens a connection to addr (from local, when not NULL) with data as the
+ * protocol's pointer: ops->on_open once connected, or ops->on_error (then
+ * on_close) when the connect fails or timeout_ms (0: none) passes first.
+ * 0 and *out, or an error (nothing was made, nothing is called back).
+ */
+int lc__conn_connect(lc__core *core, const struct sockaddr *addr,
+                     const struct sockaddr *local, const lc__conn_ops *ops,
+                     void *data, uint64_t timeout_ms, lc__conn **out);
 int lc__conn_write(lc__conn *c, const char *data, size_t len);
 /* Write then send FIN once the queue is empty. */
 void lc__conn_shutdown(lc__conn *c);
@@ -131,6 +145,7 @@ void lc__conn_set_timeout(lc__conn *c, uint64_t ms);
 /* Pushes the deadline on activity. */
 void lc__conn_touch(lc__conn *c);
 int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port);
+int lc__conn_local(lc__conn *c, char *ip, size_t size, int *port);
 size_t lc__conn_write_queue(const lc__conn *c);
 
 #endif

@@ -33,6 +33,7 @@ typedef struct lc__hook {
 typedef struct lc__immediates lc__immediates;
 typedef struct lc__signal_watch lc__signal_watch;
 typedef struct lc__lua_link lc__lua_link;
+typedef struct lc__copools lc__copools;
 
 #define LC__MAX_SIGNAL 65
 
@@ -51,10 +52,16 @@ struct lc_runtime {
   int dispatcher_ref; /* dispatcher(object, event, ...) */
   int process_ref;    /* the process object: signals, exit, errors */
   int worker_ref;     /* cluster.worker in a worker: channel events */
+  int waker_ref;      /* waker(thread, ...): resumes a waiting coroutine */
   lc__immediates *immediates;
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
   lc__buf json_out;   /* the message encoder's buffer */
+  lc__copools *cosocket_pools; /* idle cosocket connections (lua_cosocket.c) */
+  struct {
+    int *refs;
+    size_t n, cap;
+  } dead_refs; /* registry refs to drop from the loop (lc__lua_unref) */
   int json_decode_ref;
 };
 
@@ -86,6 +93,22 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults);
  * lc__lua_call(). -1 (and the values popped) when there is no one to tell. */
 int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
                  int nresults);
+/*
+ * Coroutines (lua/luacluster/coroutines.lua runs user code in pooled ones).
+ * A binding that waits holds the running coroutine (an error if L is the
+ * main thread: `what` names the call) and yields; when the wait ends, C
+ * calls lc__lua_wake() from the loop with the nargs values on top, which
+ * resumes it through the waker (so a coroutine that finishes goes back to
+ * the pool, and an error in it is reported). Wake never runs inside the
+ * binding call that started the wait.
+ */
+int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref);
+/* Raises the error hold_thread would (before anything is made). */
+void lc__lua_check_coroutine(lua_State *L, const char *what);
+int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs);
+/* Reports the error at err_idx with its traceback at trace_idx as uncaught
+ * (process "uncaughtException", else log and exit 1); 1 when exiting. */
+int lc__lua_report(lc_runtime *rt, lua_State *L, int err_idx, int trace_idx);
 /* Sentinel error value process.exit() raises to unwind the Lua stack. */
 void lc__lua_push_exit_sentinel(lua_State *L);
 int lc__lua_is_exit_sentinel(lua_State *L, int idx);
@@ -93,10 +116,17 @@ int lc__lua_is_exit_sentinel(lua_State *L, int idx);
 void lc__lua_push_ref(lua_State *L, int ref);
 /* Keeps the value at idx in *ref (dropping what *ref held). */
 void lc__lua_set_ref(lua_State *L, int *ref, int idx);
-/* Unrefs *ref if set and clears it; nothing once the state is closed. */
+/* Unrefs *ref if set and clears it; nothing once the state is closed.
+ * Safe from anywhere: the slot is freed on the next call into Lua from the
+ * loop (the main thread's stack may not be usable now). */
 void lc__lua_unref(lc_runtime *rt, int *ref);
+/* The same from a function called from Lua, with the L it was given. */
+void lc__lua_unref_in(lua_State *L, int *ref);
 /* Pushes nil, message, code ("ECONNREFUSED"): a failed call's results. */
 int lc__lua_push_error(lua_State *L, int err);
+/* An error as the top-to-bottom calls return it, in OpenResty's words:
+ * "timeout", "closed", "connection refused", ...; else libuv's message. */
+const char *lc__lua_err_text(int err);
 
 /* lua_core.c: the "luacluster.core" module ------------------------------- */
 int lc__open_core(lua_State *L);
@@ -110,6 +140,10 @@ void lc__core_cluster(lua_State *L, lc_runtime *rt);
 void lc__core_json(lua_State *L, lc_runtime *rt);
 void lc__core_net(lua_State *L, lc_runtime *rt);
 void lc__core_http(lua_State *L, lc_runtime *rt);
+void lc__core_dns(lua_State *L, lc_runtime *rt);
+void lc__core_tcp_client(lua_State *L, lc_runtime *rt);
+void lc__core_http_client(lua_State *L, lc_runtime *rt);
+void lc__core_cosocket(lua_State *L, lc_runtime *rt);
 /* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
 int lc__lua_loop_end(lc_runtime *rt);
 /* process.exitCode after the "exit" event, at a natural end. */

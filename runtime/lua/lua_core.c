@@ -20,6 +20,21 @@ static int set_process(lua_State *L) {
   return 0;
 }
 
+/* core.set_waker(fn): fn(thread, ...) resumes a coroutine whose wait ended. */
+static int set_waker(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lc__lua_set_ref(L, &lc__lua_rt(L)->waker_ref, 1);
+  return 0;
+}
+
+/* core.uncaught(err, traceback) -> exiting: an error raised in a coroutine
+ * takes the path of any uncaught error (lc__lua_call's). */
+static int uncaught(lua_State *L) {
+  luaL_checkstring(L, 2);
+  lua_pushboolean(L, lc__lua_report(lc__lua_rt(L), L, 1, 2));
+  return 1;
+}
+
 int lc__lua_loop_end(lc_runtime *rt) {
   if (rt->process_ref == LUA_NOREF || rt->core.exiting)
     return 0;
@@ -59,11 +74,16 @@ void lc__lua_exit_event(lc_runtime *rt, int code) {
 int lc__open_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"set_dispatcher", set_dispatcher},
                                  {"set_process", set_process},
+                                 {"set_waker", set_waker},
+                                 {"uncaught", uncaught},
                                  {NULL, NULL}};
   lc_runtime *rt = lc__lua_runtime_of(L);
 
   lua_newtable(L);
   lc__lua_register(L, rt, fns);
+  /* What process.exit() raises to unwind: coroutines pass it on. */
+  lc__lua_push_exit_sentinel(L);
+  lua_setfield(L, -2, "EXIT");
   lc__core_process(L, rt);
   lc__core_timers(L, rt);
   lc__core_signals(L, rt);
@@ -71,5 +91,9 @@ int lc__open_core(lua_State *L) {
   lc__core_cluster(L, rt);
   lc__core_net(L, rt);
   lc__core_http(L, rt);
+  lc__core_dns(L, rt);
+  lc__core_tcp_client(L, rt);
+  lc__core_http_client(L, rt);
+  lc__core_cosocket(L, rt);
   return 1;
 }

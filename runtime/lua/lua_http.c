@@ -172,8 +172,41 @@ static int has_listeners(lc_runtime *rt, int ref) {
   lc__lua_push_ref(L, ref);
   lua_getfield(L, -1, "_events");
   yes = !lua_isnil(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  if (yes) {
+    /* Kept chunks go first: new ones queue behind them. */
+    lua_getfield(L, -1, "_pending");
+    yes = lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   return yes;
+}
+
+/* Nobody listens yet (a handler that waits before reading the body):
+ * chunks are kept in req._pending and the end in req._ended, and
+ * lua/http.lua hands them over when listeners come. */
+static void keep_for_later(lc_runtime *rt, int ref, const char *data,
+                           size_t len) {
+  lua_State *L = rt->L;
+
+  lc__lua_push_ref(L, ref);
+  if (data == NULL) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "_ended");
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "_pending");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "_pending");
+  }
+  lua_pushlstring(L, data, len);
+  lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+  lua_pop(L, 2);
 }
 
 static void on_body(lc__http_conn *hc, const char *data, size_t len) {
@@ -186,6 +219,8 @@ static void on_body(lc__http_conn *hc, const char *data, size_t len) {
   if (has_listeners(rt, conn->req_ref)) {
     lua_pushlstring(rt->L, data, len);
     lc__lua_emit(rt, conn->req_ref, "data", 1, 0);
+  } else {
+    keep_for_later(rt, conn->req_ref, data, len);
   }
 }
 
@@ -201,6 +236,8 @@ static void on_end(lc__http_conn *hc) {
   conn->req_ref = LUA_NOREF;
   if (has_listeners(rt, ref))
     lc__lua_emit(rt, ref, "end", 0, 0);
+  else
+    keep_for_later(rt, ref, NULL, 0);
   lc__lua_unref(rt, &ref);
 }
 

@@ -142,36 +142,38 @@ static int server_set_timeout(lua_State *L) {
 
 /* Raw sockets (net) ---------------------------------------------------------- */
 
-typedef struct lc__lua_socket {
-  lc__lua_handle base; /* pinned: the Lua Socket object while open */
-  lc__conn *c;
-  int want_drain;
-  int had_error;
-} lc__lua_socket;
-
 static void socket_close(lc__lua_handle *h) {
   lc__lua_socket *sock = (lc__lua_socket *)h;
 
   lc__conn_close(sock->c); /* on_close releases h */
 }
 
-static const lc__lua_type socket_type = {"luacluster.Socket", socket_close};
+const lc__lua_type lc__socket_type = {"luacluster.Socket", socket_close};
 
 static lc__conn *check_socket(lua_State *L, int idx) {
-  return ((lc__lua_socket *)lc__lua_handle_check(L, idx, &socket_type))->c;
+  return ((lc__lua_socket *)lc__lua_handle_check(L, idx, &lc__socket_type))->c;
 }
 
 static void net_on_open(lc__conn *c) {
-  lc__lua_server *ls = lua_server(c->server);
-  lc_runtime *rt = ls->base.rt;
-  lua_State *L = rt->L;
+  lc__lua_server *ls;
+  lc_runtime *rt;
+  lua_State *L;
   lc__lua_socket *sock;
 
+  if (c->server == NULL) { /* an outbound connection, now connected */
+    sock = c->data;
+    if (sock != NULL)
+      lc__lua_handle_emit(&sock->base, "connect", 0, 0);
+    return;
+  }
+  ls = lua_server(c->server);
+  rt = ls->base.rt;
+  L = rt->L;
   if (ls->base.self_ref == LUA_NOREF || rt->core.exiting) {
     lc__conn_close(c);
     return;
   }
-  sock = lc__lua_handle_new(L, rt, &socket_type, sizeof(*sock));
+  sock = lc__lua_handle_new(L, rt, &lc__socket_type, sizeof(*sock));
   sock->c = c;
   c->data = sock;
   /* The server wraps it in a Socket object and returns that. */
@@ -234,8 +236,10 @@ static void net_on_error(lc__conn *c, int err) {
   if (sock == NULL)
     return;
   sock->had_error = 1;
-  if (err == UV_ECONNRESET || err == UV_EPIPE)
-    return; /* a peer that went away: "close" says so */
+  /* A client that went away from a server: "close" says so. A socket this
+   * process opened hears every error, as in Node. */
+  if (c->server != NULL && (err == UV_ECONNRESET || err == UV_EPIPE))
+    return;
   L = sock->base.rt->L;
   lua_pushstring(L, uv_strerror(err));
   lua_pushstring(L, uv_err_name(err));
@@ -262,7 +266,7 @@ const lc__conn_ops lc__net_conn_ops = {
 
 /* socket:write(data) -> below the high-water mark */
 static int socket_write(lua_State *L) {
-  lc__lua_socket *sock = lc__lua_handle_check(L, 1, &socket_type);
+  lc__lua_socket *sock = lc__lua_handle_check(L, 1, &lc__socket_type);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int err = lc__conn_write(sock->c, data, len);
@@ -277,7 +281,7 @@ static int socket_write(lua_State *L) {
 
 /* socket:finish([data]): write, then end our side. */
 static int socket_finish(lua_State *L) {
-  lc__lua_socket *sock = lc__lua_handle_test(L, 1, &socket_type);
+  lc__lua_socket *sock = lc__lua_handle_test(L, 1, &lc__socket_type);
   size_t len = 0;
   const char *data = luaL_optlstring(L, 2, NULL, &len);
 
@@ -290,7 +294,7 @@ static int socket_finish(lua_State *L) {
 }
 
 static int socket_destroy(lua_State *L) {
-  lc__lua_socket *sock = lc__lua_handle_test(L, 1, &socket_type);
+  lc__lua_socket *sock = lc__lua_handle_test(L, 1, &lc__socket_type);
 
   if (sock != NULL)
     lc__conn_close(sock->c);
@@ -326,6 +330,27 @@ static int socket_peer(lua_State *L) {
   return 2;
 }
 
+static int socket_local(lua_State *L) {
+  char ip[64];
+  int port = 0;
+
+  if (lc__conn_local(check_socket(L, 1), ip, sizeof(ip), &port) != 0)
+    return 0;
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
+/* socket:set_keep_alive(on, delay_ms): TCP keep-alive probes. */
+static int socket_set_keep_alive(lua_State *L) {
+  lc__conn *c = check_socket(L, 1);
+  lua_Number ms = luaL_optnumber(L, 3, 0);
+  unsigned delay = ms >= 1000 ? (unsigned)(ms / 1000) : 1;
+
+  uv_tcp_keepalive(&c->tcp, lua_toboolean(L, 2), delay);
+  return 0;
+}
+
 static int socket_buffered(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lc__conn_write_queue(check_socket(L, 1)));
   return 1;
@@ -353,10 +378,11 @@ void lc__core_net(lua_State *L, lc_runtime *rt) {
       {"pause", socket_pause},         {"resume", socket_resume},
       {"peer", socket_peer},           {"buffered", socket_buffered},
       {"set_no_delay", socket_set_no_delay},
+      {"local_address", socket_local}, {"set_keep_alive", socket_set_keep_alive},
       {NULL, NULL}};
   static const luaL_Reg fns[] = {{"server", server_new}, {NULL, NULL}};
 
   lc__lua_handle_class(L, rt, &lc__server_type, server_methods);
-  lc__lua_handle_class(L, rt, &socket_type, socket_methods);
+  lc__lua_handle_class(L, rt, &lc__socket_type, socket_methods);
   lc__lua_register(L, rt, fns);
 }

@@ -19,6 +19,17 @@ typedef struct lc__lua_server {
 extern const lc__lua_type lc__server_type;
 extern const lc__conn_ops lc__net_conn_ops;
 
+/* A raw TCP socket (net): accepted by a server, or opened by net.connect
+ * (lua_tcp_client.c). Its connection's data. */
+typedef struct lc__lua_socket {
+  lc__lua_handle base; /* pinned: the Lua Socket object while open */
+  lc__conn *c;
+  int want_drain;
+  int had_error;
+} lc__lua_socket;
+
+extern const lc__lua_type lc__socket_type;
+
 lc__lua_server *lc__check_server(lua_State *L, int idx);
 
 /* lua_http.c */

@@ -47,10 +47,38 @@ void lc__lua_set_ref(lua_State *L, int *ref, int idx) {
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-void lc__lua_unref(lc_runtime *rt, int *ref) {
-  if (rt->L != NULL && *ref != LUA_NOREF && *ref != LUA_REFNIL)
-    luaL_unref(rt->L, LUA_REGISTRYINDEX, *ref);
+void lc__lua_unref_in(lua_State *L, int *ref) {
+  if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
   *ref = LUA_NOREF;
+}
+
+/* Refs dropped where the main thread's stack may not be touched (a binding
+ * called from a coroutine: the main thread is suspended inside its
+ * resume) wait here; the next call into Lua from the loop frees them. */
+static void drop_refs(lc_runtime *rt) {
+  while (rt->dead_refs.n > 0)
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, rt->dead_refs.refs[--rt->dead_refs.n]);
+}
+
+void lc__lua_unref(lc_runtime *rt, int *ref) {
+  int ref_ = *ref, *grown;
+  size_t cap;
+
+  *ref = LUA_NOREF;
+  if (rt->L == NULL || ref_ == LUA_NOREF || ref_ == LUA_REFNIL)
+    return;
+  if (rt->dead_refs.n == rt->dead_refs.cap) {
+    cap = rt->dead_refs.cap ? rt->dead_refs.cap * 2 : 64;
+    grown = realloc(rt->dead_refs.refs, cap * sizeof(*grown));
+    if (grown == NULL) {
+      luaL_unref(rt->L, LUA_REGISTRYINDEX, ref_); /* no room: now */
+      return;
+    }
+    rt->dead_refs.refs = grown;
+    rt->dead_refs.cap = cap;
+  }
+  rt->dead_refs.refs[rt->dead_refs.n++] = ref_;
 }
 
 int lc__lua_push_error(lua_State *L, int err) {
@@ -58,6 +86,23 @@ int lc__lua_push_error(lua_State *L, int err) {
   lua_pushstring(L, uv_strerror(err));
   lua_pushstring(L, uv_err_name(err));
   return 3;
+}
+
+const char *lc__lua_err_text(int err) {
+  switch (err) {
+  case UV_ETIMEDOUT:
+    return "timeout";
+  case UV_EOF:
+  case UV_EPIPE:
+  case UV_ENOTCONN:
+    return "closed";
+  case UV_ECONNREFUSED:
+    return "connection refused";
+  case UV_ECONNRESET:
+    return "connection reset by peer";
+  default:
+    return uv_strerror(err);
+  }
 }
 
 /* Message handler: keeps the error value for the uncaught handler and turns
@@ -84,9 +129,9 @@ static int traceback(lua_State *L) {
 }
 
 /* Asks process:_native("uncaughtException", err, trace) whether a listener
- * took the error. */
-static int uncaught_handled(lc_runtime *rt, int trace_idx) {
-  lua_State *L = rt->L;
+ * took the error (the values at err_idx and trace_idx of L). */
+static int uncaught_handled(lc_runtime *rt, lua_State *L, int err_idx,
+                            int trace_idx) {
   int tb, handled = 0;
 
   if (rt->process_ref == LUA_NOREF || rt->core.exiting)
@@ -96,8 +141,7 @@ static int uncaught_handled(lc_runtime *rt, int trace_idx) {
   lc__lua_push_ref(L, rt->dispatcher_ref);
   lc__lua_push_ref(L, rt->process_ref);
   lua_pushliteral(L, "uncaughtException");
-  lua_pushlightuserdata(L, &last_error_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, err_idx);
   lua_pushvalue(L, trace_idx);
   if (lua_pcall(L, 4, 1, tb) == 0)
     handled = lua_toboolean(L, -1);
@@ -108,13 +152,14 @@ static int uncaught_handled(lc_runtime *rt, int trace_idx) {
   return handled;
 }
 
-/* Gives an error (its traceback on top) to process "uncaughtException"; if
- * nobody handles it the process logs it and exits 1, as Node does. */
-static void report_error(lc_runtime *rt) {
-  lua_State *L = rt->L;
-  const char *trace = lua_tostring(L, -1);
+/* Gives an error to process "uncaughtException"; if nobody handles it the
+ * process logs it with its traceback and exits 1, as Node does. Returns 1
+ * when the process is exiting. */
+static int report_error(lc_runtime *rt, lua_State *L, int err_idx,
+                        int trace_idx) {
+  const char *trace = lua_tostring(L, trace_idx);
 
-  if (!uncaught_handled(rt, lua_gettop(L)) && !rt->core.exiting) {
+  if (!uncaught_handled(rt, L, err_idx, trace_idx) && !rt->core.exiting) {
     lc__log(LC__LOG_ERROR, "uncaught error: %s", trace ? trace : "?");
     /* As Node: "exit" listeners run, with code 1, then the process ends. */
     rt->core.exit_code = 1;
@@ -122,9 +167,11 @@ static void report_error(lc_runtime *rt) {
     if (!rt->core.exiting)
       lc__core_exit(&rt->core, 1);
   }
-  lua_pushlightuserdata(L, &last_error_key);
-  lua_pushnil(L);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  return rt->core.exiting;
+}
+
+int lc__lua_report(lc_runtime *rt, lua_State *L, int err_idx, int trace_idx) {
+  return report_error(rt, L, err_idx, trace_idx);
 }
 
 int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
@@ -132,6 +179,7 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
   int r;
 
+  drop_refs(rt);
   if (rt->core.exiting) {
     lua_pop(L, nargs + 1);
     return -1;
@@ -142,10 +190,53 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
   lua_remove(L, base);
   if (r == 0)
     return 0;
-  if (!lc__lua_is_exit_sentinel(L, -1))
-    report_error(rt);
+  if (!lc__lua_is_exit_sentinel(L, -1)) {
+    /* The error value the handler kept, below its traceback. */
+    lua_pushlightuserdata(L, &last_error_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    report_error(rt, L, lua_gettop(L), lua_gettop(L) - 1);
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &last_error_key);
+    lua_pushnil(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
   lua_pop(L, 1);
   return -1;
+}
+
+int lc__lua_wake(lc_runtime *rt, int *thread_ref, int nargs) {
+  lua_State *L = rt->L;
+
+  if (L == NULL || *thread_ref == LUA_NOREF || rt->core.exiting ||
+      rt->waker_ref == LUA_NOREF) {
+    if (L != NULL)
+      lua_pop(L, nargs);
+    lc__lua_unref(rt, thread_ref);
+    return -1;
+  }
+  lc__lua_push_ref(L, rt->waker_ref);
+  lc__lua_push_ref(L, *thread_ref);
+  lc__lua_unref(rt, thread_ref);
+  /* waker, thread below the arguments */
+  lua_insert(L, -2 - nargs);
+  lua_insert(L, -2 - nargs);
+  return lc__lua_call(rt, nargs + 1, 0);
+}
+
+void lc__lua_check_coroutine(lua_State *L, const char *what) {
+  if (lua_pushthread(L))
+    luaL_error(L, "%s waits, so it must run inside a coroutine (a request "
+                  "handler, a listener or a timer callback), not in the main "
+                  "chunk", what);
+  lua_pop(L, 1);
+}
+
+int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref) {
+  lc__lua_check_coroutine(L, what);
+  lua_pushthread(L);
+  lc__lua_set_ref(L, thread_ref, -1);
+  lua_pop(L, 1);
+  return 0;
 }
 
 int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
@@ -222,6 +313,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
+  rt->waker_ref = LUA_NOREF;
   rt->json_decode_ref = LUA_NOREF;
   luaL_openlibs(L);
   lua_pushlightuserdata(L, &runtime_key);
@@ -269,6 +361,8 @@ void lc__lua_close(lc_runtime *rt) {
   rt->L = NULL;
   lua_close(L);
   lc__buf_free(&rt->json_out);
+  free(rt->dead_refs.refs);
+  memset(&rt->dead_refs, 0, sizeof(rt->dead_refs));
 }
 
 int lc__lua_run_app(lc_runtime *rt) {

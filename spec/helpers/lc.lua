@@ -549,6 +549,23 @@ function Proc:port(timeout)
   return tonumber((self:wait_for("PORT (%d+)", timeout)))
 end
 
+-- Upstreams ---------------------------------------------------------------------------
+
+-- Starts spec/helpers/upstream.py (an HTTP/1.1 server in Python, with
+-- routes that misbehave on purpose); returns the process and its port.
+function lc.upstream()
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+  local p = lc.spawn({ "python3", here .. "/upstream.py" })
+  return p, p:port(10000)
+end
+
+-- GET /stats of an upstream: connections and requests it saw so far.
+function lc.upstream_stats(port)
+  local res = assert(lc.http(port, "GET", "/stats"))
+  local c, r = res.body:match('"connections": (%d+), "requests": (%d+)')
+  return tonumber(c), tonumber(r)
+end
+
 -- Load --------------------------------------------------------------------------------
 
 local Load = {}

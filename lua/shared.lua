@@ -101,17 +101,16 @@ local function grow(need)
   buf_size = size
 end
 
--- Tables a get returned, with the bytes they were decoded from, kept once
--- cas has been called with a table: string.buffer's encoding of a table is
--- not canonical (its order is the hash part's), so cas compares a table
--- from get by the bytes it was read from.
+-- Tables get returned, with the bytes they were decoded from: cas
+-- compares a table from get by those bytes. An app changes the table it
+-- read before it calls cas, and string.buffer's encoding of a table is not
+-- canonical anyway (its order is the hash part's).
 local read_from = setmetatable({}, { __mode = "k" })
-local remember_tables = false
 
 local function decode(len)
   decoder:set(buf, len)
   local t = decoder:decode()
-  if remember_tables then read_from[t] = ffi_string(buf, len) end
+  if type(t) == "table" then read_from[t] = ffi_string(buf, len) end
   return t
 end
 
@@ -353,9 +352,6 @@ function Dict.cas(self, key, old, new, exptime, flags)
   flags = check_flags(flags)
   local k, err = check_key(key)
   if not k then return nil, err end
-  if type(old) == "table" and not read_from[old] and not remember_tables then
-    remember_tables = true -- from now on, tables from get keep their bytes
-  end
   local keep, why = input(expected_in, old, old_encoder)
   if not keep then return nil, why end
   local ok, why2 = input(new_in, new, encoder)

@@ -417,4 +417,75 @@ describe("shared dicts: declaring", function()
     assert.are.equal("master", r.worker.read)
     assert.matches("only the master defines shared dicts", r.worker.define)
   end)
+  it("refuses a bad --shared with a one-line error before anything starts", function()
+    local app = lc.write_app("print('RAN')\n")
+    local cases = {
+      { { "--shared", "cache" }, '^luacluster: %-%-shared wants NAME=SIZE %(cache=64m; k, m or g%), got "cache"\n$' },
+      { { "--shared" }, '^luacluster: %-%-shared wants NAME=SIZE %(cache=64m; k, m or g%), got ".*app%.lua"\n$' },
+      { { "--shared", "cache=lots" }, 'got "cache=lots"\n$' },
+      { { "--shared", "cache=64x" }, 'got "cache=64x"\n$' },
+      { { "--shared", "cache=1k" }, "^luacluster: %-%-shared cache: a shared dict's size is from 32k to 128g, got 1024 bytes\n$" },
+      { { "--shared", "cache=200g" }, "size is from 32k to 128g, got 214748364800 bytes\n$" },
+      { { "--shared", "9lives=1m" }, '^luacluster: %-%-shared bad name "9lives" %(1 to 64 letters, digits, _ or %-, not starting with a digit or %-, not "define"%)\n$' },
+      { { "--shared", "define=1m" }, 'bad name "define"' },
+      { { "--shared", "a.b=1m" }, 'bad name "a.b"' },
+      { { "--shared", ("x"):rep(65) .. "=1m" }, "bad name" },
+    }
+    for _, case in ipairs(cases) do
+      local argv = {}
+      for _, a in ipairs(case[1]) do argv[#argv + 1] = a end
+      argv[#argv + 1] = app
+      local p, err = lc.start_split(argv)
+      assert.are.equal(1, p:wait_exit(), table.concat(case[1], " "))
+      assert.matches(case[2], err())
+      assert.are.equal("", p:output())
+    end
+  end)
+
+  it("takes --shared and a config file's shared = {...}: workers see both, a flag's size wins", function()
+    local app, dir = lc.write_app([[
+      local shared = require("shared")
+      local names = {}
+      for name, dict in pairs(shared) do names[#names + 1] = name .. "=" .. dict:capacity() end
+      table.sort(names)
+      print("DICTS " .. (require("cluster").isMaster and "master " or "worker ") .. table.concat(names, " "))
+      if require("cluster").isMaster then require("cluster").fork() else process.exit(0) end
+    ]])
+    local conf = dir .. "/app.conf.lua"
+    local f = assert(io.open(conf, "w"))
+    f:write('return { app = "app.lua", shared = { cache = "1m", sessions = 65536 } }\n')
+    f:close()
+    local p = lc.start({ "start", "--shared", "cache=2m", "--shared", "extra=64k", conf })
+    assert.are.equal("cache=2097152 extra=65536 sessions=65536", p:wait_for("DICTS master ([^\n]*)\n"))
+    assert.are.equal("cache=2097152 extra=65536 sessions=65536", p:wait_for("DICTS worker ([^\n]*)\n"))
+    assert.are.equal(0, p:wait_exit())
+    local c, err = lc.start_split({ "check", conf })
+    assert.are.equal(0, c:wait_exit(), err())
+    assert.matches("ok %(app .*, script mode, shared dicts [a-z, ]+%)", c:output())
+    -- a name given twice: the last size
+    local q = lc.start({ "--shared", "cache=1m", "--shared", "cache=128k", app })
+    assert.are.equal("cache=131072", q:wait_for("DICTS master ([^\n]*)\n"))
+    assert.are.equal(0, q:wait_exit())
+  end)
+
+  it("calls the core through the FFI in luacluster and in an embedding program (lc_shared_dict)", function()
+    local app = lc.write_app([[
+      local ffi = require("ffi")
+      local shared = require("shared")
+      local cluster = require("cluster")
+      local d = rawget(shared, "greetings") or shared.d
+      local where = cluster.isMaster and "master" or "worker"
+      print(("FFI %s %s %s %d"):format(where, tostring(ffi.C.lc__shdict_get ~= nil),
+        tostring(ffi.C.lc__shdict_incr ~= nil), d:incr("seen", 1, 0)))
+      if cluster.isMaster then cluster.fork() else process.exit(0) end
+    ]])
+    local p = lc.start({ "--shared", "d=64k", app })
+    assert.are.equal("true true 1", p:wait_for("FFI master ([^\n]*)\n"))
+    assert.are.equal("true true 2", p:wait_for("FFI worker ([^\n]*)\n"))
+    assert.are.equal(0, p:wait_exit())
+    local e = lc.spawn({ lc.embed_bin, app })
+    assert.are.equal("true true 1", e:wait_for("FFI master ([^\n]*)\n"))
+    assert.are.equal("true true 2", e:wait_for("FFI worker ([^\n]*)\n"))
+    assert.are.equal(0, e:wait_exit())
+  end)
 end)

@@ -188,3 +188,55 @@ describe("shared dicts in a cluster", function()
     lc.wait_until(function() return not lc.alive(new_pid) end, 10000, "the new master to stop")
   end)
 end)
+
+describe("apps/cache.lua", function()
+  after_each(lc.cleanup)
+
+  it("caches a user for every worker, for CACHE_TTL seconds, and asks the backend once", function()
+    local p = lc.start({ "-w", "2", "--shared", "cache=16m", lc.source .. "/apps/cache.lua" },
+                       { env = { PORT = 0, CACHE_TTL = 0.5 } })
+    local port = tonumber(p:wait_for("cache listening on (%d+)", 10000))
+    lc.wait_until(function() return p:count("cache listening on") == 2 end, 10000, "two workers")
+    local function get(path, method)
+      local res = assert(lc.http(port, method or "GET", path))
+      return res.status, cjson.decode(res.body)
+    end
+    -- many clients at once for one user: one backend lookup
+    local conns = {}
+    for i = 1, 8 do
+      conns[i] = assert(lc.connect(port))
+      conns[i]:send("GET /users/42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    end
+    local answered, workers = 0, {}
+    for i = 1, 8 do
+      local res = assert(conns[i]:read_response(5000))
+      local body = cjson.decode(res.body)
+      assert.are.equal(200, res.status)
+      assert.are.equal("user 42", body.user.name)
+      answered = answered + 1
+      workers[body.worker] = true
+      conns[i]:close()
+    end
+    assert.are.equal(8, answered)
+    local _, stats = get("/stats")
+    assert.are.equal(1, stats.misses)
+    assert.are.equal(7, stats.hits)
+    -- from the cache on every worker now
+    for _ = 1, 4 do
+      local status, body = get("/users/42")
+      assert.are.equal(200, status)
+      assert.is_true(body.cached)
+      workers[body.worker] = true
+    end
+    local n = 0
+    for _ in pairs(workers) do n = n + 1 end
+    assert.are.equal(2, n) -- both workers answered from the one cache
+    -- deleted, then loaded again; expired after CACHE_TTL
+    assert.are.equal(200, (get("/users/42", "DELETE")))
+    assert.is_false(select(2, get("/users/42")).cached)
+    lc.wait_until(function() return select(2, get("/users/42")).cached == false end, 5000,
+                  "the cached user to expire")
+    assert.are.equal(3, select(2, get("/stats")).misses)
+    assert.are.equal(16 * 1048576, select(2, get("/stats")).capacity)
+  end)
+end)

@@ -184,12 +184,17 @@ local function check_flags(flags)
   return flags
 end
 
--- Fills a cas input from a Lua value; nil and why for what cannot be
--- stored.
-local function input(into, v, enc)
+-- The strings a cas input points into, held until the call returns (a
+-- pointer in a struct does not keep its string alive).
+local pinned = {}
+
+-- Fills a cas input from a Lua value: true, or nil and why for what cannot
+-- be stored.
+local function input(into, v, enc, slot)
   local t = type(v)
   into.data, into.len, into.number = nil, 0, 0
   if t == "string" then
+    pinned[slot] = v
     into.type, into.data, into.len = T_STRING, ffi_cast("const void *", v), #v
   elseif t == "number" then
     into.type, into.number = T_NUMBER, v
@@ -200,8 +205,9 @@ local function input(into, v, enc)
   elseif t == "table" then
     local bytes = enc == old_encoder and read_from[v]
     if bytes then
+      pinned[slot] = bytes
       into.type, into.data, into.len = T_TABLE, ffi_cast("const void *", bytes), #bytes
-      return bytes -- kept alive by the caller until the call
+      return true
     end
     local p, len = encode(enc, v)
     if not p then return nil, len end
@@ -352,12 +358,11 @@ function Dict.cas(self, key, old, new, exptime, flags)
   flags = check_flags(flags)
   local k, err = check_key(key)
   if not k then return nil, err end
-  local keep, why = input(expected_in, old, old_encoder)
-  if not keep then return nil, why end
-  local ok, why2 = input(new_in, new, encoder)
-  if not ok then return nil, why2 end
-  local rc = C.lc__shdict_cas(d, k, #k, expected_in, new_in, ttl, flags, forcible)
-  local _ = keep
+  local ok, why = input(expected_in, old, old_encoder, 1)
+  if ok then ok, why = input(new_in, new, encoder, 2) end
+  local rc = ok and C.lc__shdict_cas(d, k, #k, expected_in, new_in, ttl, flags, forcible)
+  pinned[1], pinned[2] = nil, nil
+  if not ok then return nil, why end
   if rc == 0 then return true, nil, forcible[0] == 1 end
   return false, message(rc), forcible[0] == 1
 end

@@ -488,4 +488,39 @@ describe("shared dicts: declaring", function()
     assert.are.equal("true true 2", e:wait_for("FFI worker ([^\n]*)\n"))
     assert.are.equal(0, e:wait_exit())
   end)
+  it("gives workers their master's dicts whatever LUACLUSTER_SHARED the environment held", function()
+    local app = lc.write_app([[
+      local cluster = require("cluster")
+      local shared = require("shared")
+      local names = {}
+      for name in pairs(shared) do names[#names + 1] = name end
+      print(("ENV %s %s %s"):format(cluster.isMaster and "master" or "worker",
+        table.concat(names, ","), tostring(os.getenv("LUACLUSTER_SHARED"))))
+      if cluster.isMaster then
+        cluster.fork({ LUACLUSTER_SHARED = "evil:3:65536" })
+      else
+        shared.d:set("ok", true)
+        process.exit(0)
+      end
+    ]])
+    local p = lc.start({ "--shared", "d=64k", app }, { env = { LUACLUSTER_SHARED = "stale:4:65536" } })
+    assert.are.equal("d nil", p:wait_for("ENV master ([^\n]*)\n"))
+    assert.are.equal("d nil", p:wait_for("ENV worker ([^\n]*)\n"))
+    assert.are.equal(0, p:wait_exit())
+    -- the worker's descriptors: the channel and the one dict, nothing else
+    local q = lc.start({ "--shared", "a=64k", "--shared", "b=64k", lc.write_app([[
+      local cluster = require("cluster")
+      if cluster.isMaster then cluster.fork() return end
+      local fds = {}
+      for fd in io.popen("ls /proc/" .. process.pid .. "/fd"):read("*a"):gmatch("%d+") do
+        local target = io.popen("readlink /proc/" .. process.pid .. "/fd/" .. fd):read("*l") or ""
+        if target:match("memfd") then fds[#fds + 1] = fd .. "=" .. target:match("luacluster:%w+") end
+      end
+      table.sort(fds)
+      print("MEMFDS " .. table.concat(fds, " "))
+      process.exit(0)
+    ]]) })
+    assert.are.equal("4=luacluster:a 5=luacluster:b", q:wait_for("MEMFDS ([^\n]*)\n"))
+    assert.are.equal(0, q:wait_exit())
+  end)
 end)

@@ -313,14 +313,15 @@ static int declare_dicts(lc_runtime *rt, const lc_cli_config *cfg,
                          const lc_cli_shared_list *flags) {
   const lc_cli_shared_list *lists[2] = {cfg ? lc_cli_config_shared(cfg) : NULL,
                                         flags};
+  const lc_cli_shared *d;
   int i, j, err;
 
   for (i = 0; i < 2; i++) {
     for (j = 0; lists[i] != NULL && j < lists[i]->n; j++) {
-      err = lc_shared_dict(rt, lists[i]->dicts[j].name, lists[i]->dicts[j].size);
-      if (err) {
-        fprintf(stderr, "luacluster: shared dict %s: %s\n",
-                lists[i]->dicts[j].name, lc_strerror(err));
+      d = &lists[i]->dicts[j];
+      if ((err = lc_shared_dict(rt, d->name, d->size)) != 0) {
+        fprintf(stderr, "luacluster: shared dict %s: %s\n", d->name,
+                lc_strerror(err));
         return -1;
       }
     }

@@ -3,10 +3,11 @@
  *
  * A worker is a fork+exec of /proc/self/exe (so an embedding program's own
  * binary) with one end of a socketpair on descriptor 3, the shared dicts'
- * memfds on 4.. (shared_dicts.h) and its id in the environment. The supervisor turns what arrives on the channel and the
- * process's exit into lc__worker_events for the worker's owner: the Lua
- * cluster module in script mode, the manager in managed mode. Policy (when
- * to restart, reload, stop) belongs to the owners, not here.
+ * memfds on 4.. (shared_dicts.h) and its id in the environment. The
+ * supervisor turns what arrives on the channel and the process's exit into
+ * lc__worker_events for the worker's owner: the Lua cluster module in
+ * script mode, the manager in managed mode. Policy (when to restart,
+ * reload, stop) belongs to the owners, not here.
  */
 #include <errno.h>
 #include <limits.h>

@@ -18,16 +18,17 @@
  * link only keeps the objects something refers to, and nothing else in C
  * calls some of these: this table is that reference.
  */
+#define FFI_SYMBOL(fn) ((void (*)(void))(fn))
 void (*const lc__shdict_ffi_symbols[])(void) = {
-    (void (*)(void))lc__shdict_get,        (void (*)(void))lc__shdict_store,
-    (void (*)(void))lc__shdict_incr,       (void (*)(void))lc__shdict_cas,
-    (void (*)(void))lc__shdict_ttl,        (void (*)(void))lc__shdict_expire,
-    (void (*)(void))lc__shdict_push,       (void (*)(void))lc__shdict_pop,
-    (void (*)(void))lc__shdict_llen,       (void (*)(void))lc__shdict_flush_all,
-    (void (*)(void))lc__shdict_flush_expired,
-    (void (*)(void))lc__shdict_capacity,   (void (*)(void))lc__shdict_free_space,
-    (void (*)(void))lc__shdict_max_value,  (void (*)(void))lc__shdict_strerror,
-    (void (*)(void))lc__shdict_check,      (void (*)(void))lc__shdict_repairs,
+    FFI_SYMBOL(lc__shdict_get),         FFI_SYMBOL(lc__shdict_store),
+    FFI_SYMBOL(lc__shdict_incr),        FFI_SYMBOL(lc__shdict_cas),
+    FFI_SYMBOL(lc__shdict_ttl),         FFI_SYMBOL(lc__shdict_expire),
+    FFI_SYMBOL(lc__shdict_push),        FFI_SYMBOL(lc__shdict_pop),
+    FFI_SYMBOL(lc__shdict_llen),        FFI_SYMBOL(lc__shdict_flush_all),
+    FFI_SYMBOL(lc__shdict_flush_expired), FFI_SYMBOL(lc__shdict_capacity),
+    FFI_SYMBOL(lc__shdict_free_space),  FFI_SYMBOL(lc__shdict_max_value),
+    FFI_SYMBOL(lc__shdict_strerror),    FFI_SYMBOL(lc__shdict_check),
+    FFI_SYMBOL(lc__shdict_repairs),     FFI_SYMBOL(lc__shdict_segments),
 };
 
 /* Pushes {name = dict (a light userdata the FFI casts), ...} and the

@@ -189,6 +189,38 @@ describe("shared dicts in a cluster", function()
   end)
 end)
 
+describe("shared dicts and --max-memory", function()
+  after_each(lc.cleanup)
+
+  it("does not count the dict pages a worker touched as its own memory", function()
+    local control = control_path()
+    local p = lc.start({ "-w", "1", "--max-memory", "30M", "--control", control,
+                         "--shared", "d=128m", lc.write_app([[
+      local d = require("shared").d
+      local mib = string.rep("x", 1048576)
+      for i = 1, 60 do assert(d:set("blob" .. i, mib)) end
+      local rss = io.open("/proc/self/status"):read("*a"):match("VmRSS:%s*(%d+) kB")
+      http.createServer(function(req, res) res:finish("ok") end):listen(0, "127.0.0.1", function()
+        print("FILLED pid " .. process.pid .. " rss " .. rss)
+      end)
+    ]]) })
+    local pid, rss_kb = p:wait_for("FILLED pid (%d+) rss (%d+)", 10000)
+    -- the 60 MiB it wrote are resident in the worker...
+    assert.is_true(tonumber(rss_kb) > 60 * 1024, "VmRSS " .. rss_kb .. " kB")
+    -- ...but the master's samples (one a second) leave them out
+    local worker
+    lc.wait_until(function()
+      local code, out = command(control, "status", "--json")
+      if code ~= 0 then return false end
+      worker = cjson.decode(out).workers[1]
+      return worker and worker.uptime_ms > 2500 and worker.rss > 0
+    end, 10000, "two memory samples of the worker")
+    assert.are.equal(tonumber(pid), worker.pid)
+    assert.is_true(worker.rss < 30 * 1048576, "rss " .. worker.rss)
+    assert.is_nil(p:output():find("max-memory", 1, true))
+  end)
+end)
+
 describe("apps/cache.lua", function()
   after_each(lc.cleanup)
 

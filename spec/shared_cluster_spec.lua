@@ -189,6 +189,41 @@ describe("shared dicts in a cluster", function()
   end)
 end)
 
+describe("shared dicts and socket activation", function()
+  after_each(lc.cleanup)
+
+  it("passes the dicts to workers beside sockets systemd passed on the same descriptor numbers", function()
+    local sd = require("sd")
+    local fd1, port1 = sd.listen_socket(0)
+    local fd2, port2 = sd.listen_socket(0)
+    local app = lc.write_app(([[
+      local d = require("shared").d
+      local memfds = {}
+      for fd in io.popen("ls /proc/" .. process.pid .. "/fd"):read("*a"):gmatch("%%d+") do
+        local target = io.popen("readlink /proc/" .. process.pid .. "/fd/" .. fd):read("*l") or ""
+        if target:match("memfd") then memfds[#memfds + 1] = fd .. "=" .. target:match("luacluster:%%w+") end
+      end
+      table.sort(memfds)
+      local function handler(req, res) res:finish(d:incr("hits", 1, 0) .. " " .. table.concat(memfds, " ")) end
+      http.createServer(handler):listen(%d, "127.0.0.1")
+      http.createServer(handler):listen(%d, "127.0.0.1", function() print("READY " .. process.pid) end)
+    ]]):format(port1, port2))
+    local p = sd.start_activated({ "-w", "2", "--shared", "d=64k", "--shared", "e=64k", app }, { fd1, fd2 })
+    sd.close(fd1)
+    sd.close(fd2)
+    lc.wait_until(function() return p:count("READY") == 2 end, 10000, "two workers")
+    assert.matches("passed a listening socket for 127%.0%.0%.1:" .. port1, p:output())
+    local seen = {}
+    for i = 1, 6 do
+      local res = assert(lc.http(i % 2 == 0 and port1 or port2, "GET", "/"))
+      local n, fds = res.body:match("^(%d+) (.*)$")
+      seen[#seen + 1] = tonumber(n)
+      assert.are.equal("4=luacluster:d 5=luacluster:e", fds)
+    end
+    assert.are.same({ 1, 2, 3, 4, 5, 6 }, seen)
+  end)
+end)
+
 describe("shared dicts and --max-memory", function()
   after_each(lc.cleanup)
 

@@ -105,6 +105,26 @@ int lc_preload(lc_runtime *rt, const char *name, lua_CFunction open);
 int lc_on_state(lc_runtime *rt, void (*hook)(lua_State *L, void *arg),
                 void *arg);
 
+/* The sizes lc_shared_dict() accepts, in bytes. */
+#define LC_SHARED_DICT_MIN ((size_t)32 << 10)  /* 32 KiB */
+#define LC_SHARED_DICT_MAX ((size_t)128 << 30) /* 128 GiB */
+
+/*
+ * Declares a shared dict: `size` bytes of shared memory (rounded up to
+ * pages) that the master creates before any worker starts, and that every
+ * Lua state, the master's and every worker's, sees as
+ * require("shared").name (OpenResty's lua_shared_dict; `--shared
+ * name=size` on the command line). The dict is the master's: it survives
+ * worker crashes, restarts and reloads. Call it before lc_run(); in a
+ * worker it is ignored (the worker gets its master's dicts). Declaring a
+ * name again replaces its size. A name is 1 to 64 letters, digits, '_' or
+ * '-', not starting with a digit or '-', and not "define". Returns 0, or
+ * a negative error code: EINVAL for the name, ERANGE for the size (see
+ * lc_err_name()). A dict that cannot be created (no memory) makes lc_run()
+ * fail with a one-line error.
+ */
+int lc_shared_dict(lc_runtime *rt, const char *name, size_t size);
+
 /*
  * Runs the app until it is done and returns the process exit code (0 on
  * success, 1 when the script is missing, broken or fails). Call it once.

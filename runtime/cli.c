@@ -39,6 +39,8 @@ static void usage(FILE *out) {
     "  --control PATH          managed: the control socket (default\n"
     "                          /tmp/luacluster-UID/APP-HASH.sock)\n"
     "  --metrics ADDR:PORT     managed: serve Prometheus metrics there\n"
+    "  --shared NAME=SIZE      a shared dict, require(\"shared\").NAME in\n"
+    "                          every worker (e.g. cache=64m; repeatable)\n"
     "\n"
     "commands (to a running managed master, found by its app script, by\n"
     "--control, or as the only one running):\n"
@@ -95,10 +97,12 @@ static int parse_workers(const char *s, int *out) {
   return 0;
 }
 
-/* Parses flags up to the script; returns the script's index, or -1 to exit
- * with *code. */
-static int parse(int argc, char **argv, lc_options *opts, int *code) {
+/* Parses flags up to the script (--shared ones into dicts); returns the
+ * script's index, or -1 to exit with *code. */
+static int parse(int argc, char **argv, lc_options *opts,
+                 lc_cli_shared_list *dicts, int *code) {
   unsigned long long v;
+  char why[256];
   const char *env;
   int i;
 
@@ -146,6 +150,12 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
         return -1;
       }
       opts->metrics = val;
+      i++;
+    } else if (!strcmp(a, "--shared")) {
+      if (lc_cli_shared_parse(val, dicts, why, sizeof(why)) != 0) {
+        fprintf(stderr, "luacluster: --shared %s\n", why);
+        return -1;
+      }
       i++;
     } else if (!strcmp(a, "--wait-ready")) {
       opts->wait_ready = 1;
@@ -271,14 +281,16 @@ static int check(int argc, char **argv) {
  * index of CONF in argv, or -1 to exit with *code; *cfg holds the config.
  */
 static int start(int argc, char **argv, lc_options *opts, lc_cli_config **cfg,
-                 int *code) {
+                 lc_cli_shared_list *dicts, int *code) {
+  lc_cli_shared_list scratch_dicts;
   lc_options scratch;
   char err[512];
   int i;
 
   /* Where CONF is (the flags before it are checked on the way). */
   lc_options_init(&scratch);
-  i = parse(argc - 1, argv + 1, &scratch, code);
+  scratch_dicts.n = 0;
+  i = parse(argc - 1, argv + 1, &scratch, &scratch_dicts, code);
   if (i < 0)
     return -1;
   i++;
@@ -288,7 +300,7 @@ static int start(int argc, char **argv, lc_options *opts, lc_cli_config **cfg,
     *code = 1;
     return -1;
   }
-  parse(argc - 1, argv + 1, opts, code);
+  parse(argc - 1, argv + 1, opts, dicts, code);
   if (i + 1 < argc) {
     opts->argc = argc - i - 1;
     opts->argv = argv + i + 1;
@@ -296,13 +308,36 @@ static int start(int argc, char **argv, lc_options *opts, lc_cli_config **cfg,
   return i;
 }
 
+/* The config's dicts, then the flags' (a name in both: the flag's size). */
+static int declare_dicts(lc_runtime *rt, const lc_cli_config *cfg,
+                         const lc_cli_shared_list *flags) {
+  const lc_cli_shared_list *lists[2] = {cfg ? lc_cli_config_shared(cfg) : NULL,
+                                        flags};
+  const lc_cli_shared *d;
+  int i, j, err;
+
+  for (i = 0; i < 2; i++) {
+    for (j = 0; lists[i] != NULL && j < lists[i]->n; j++) {
+      d = &lists[i]->dicts[j];
+      if ((err = lc_shared_dict(rt, d->name, d->size)) != 0) {
+        fprintf(stderr, "luacluster: shared dict %s: %s\n", d->name,
+                lc_strerror(err));
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  lc_cli_shared_list dicts;
   lc_options opts;
   lc_cli_config *cfg = NULL;
   lc_runtime *rt;
   int i, code, err;
   int worker = getenv("LUACLUSTER_WORKER_ID") != NULL;
 
+  dicts.n = 0;
   if (argc > 1 && is_command(argv[1]) && !worker)
     return command(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "check") && !worker)
@@ -313,10 +348,10 @@ int main(int argc, char **argv) {
   if (worker) {
     i = argc > 1 ? 1 : argc;
   } else if (argc > 1 && !strcmp(argv[1], "start")) {
-    if (start(argc, argv, &opts, &cfg, &code) < 0)
+    if (start(argc, argv, &opts, &cfg, &dicts, &code) < 0)
       return code;
   } else {
-    i = parse(argc, argv, &opts, &code);
+    i = parse(argc, argv, &opts, &dicts, &code);
     if (i < 0)
       return code;
   }
@@ -327,7 +362,12 @@ int main(int argc, char **argv) {
   }
 
   err = lc_new(&rt, &opts);
-  /* lc_new copied what it needs from the config. */
+  if (err == 0 && declare_dicts(rt, cfg, &dicts) != 0) {
+    lc_cli_config_free(cfg);
+    lc_free(rt);
+    return 1;
+  }
+  /* lc_new and lc_shared_dict copied what they need from the config. */
   lc_cli_config_free(cfg);
   if (err) {
     fprintf(stderr, "luacluster: %s\n", lc_strerror(err));

@@ -14,10 +14,11 @@
  *   env = {NAME = "value"}        set for the master and every worker
  *   control = "/run/app.sock"     the control socket
  *   metrics = "127.0.0.1:9100"    the Prometheus endpoint
+ *   shared = {cache = "64m"}      shared dicts (--shared cache=64m)
  *
  * Every key is checked, and a wrong one is named with what it wants. Keys
- * for parts this build does not have yet (shared, redis, log) are refused
- * as such rather than ignored. Only the public API is used here.
+ * for parts this build does not have yet (redis, log) are refused as such
+ * rather than ignored. Only the public API is used here.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ struct lc_cli_config {
   char **argv;
   int argc;
   const lc_options *opts;
+  lc_cli_shared_list shared;
   char summary[512];
 };
 
@@ -329,6 +331,130 @@ static int key_metrics(lc_cli_config *cfg, lc_options *opts, char *why,
   return 0;
 }
 
+/* Shared dicts ------------------------------------------------------------- */
+
+/* lc_shared_dict()'s rules (luacluster.h). */
+static int valid_dict_name(const char *s) {
+  size_t i, len = strlen(s);
+
+  if (len == 0 || len > 64 || isdigit((unsigned char)s[0]) || s[0] == '-' ||
+      strcmp(s, "define") == 0)
+    return 0;
+  for (i = 0; i < len; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+      return 0;
+  return 1;
+}
+
+int lc_cli_shared_check(const char *name, unsigned long long size, char *why,
+                        size_t n) {
+  if (!valid_dict_name(name)) {
+    snprintf(why, n, "bad name \"%.70s\" (1 to 64 letters, digits, _ or -, "
+             "not starting with a digit or -, not \"define\")", name);
+    return -1;
+  }
+  if (size < LC_SHARED_DICT_MIN || size > LC_SHARED_DICT_MAX) {
+    snprintf(why, n, "%s: a shared dict's size is from 32k to 128g, got %llu "
+             "bytes", name, size);
+    return -1;
+  }
+  return 0;
+}
+
+/* Adds (or resizes) name in list. */
+static int shared_add(lc_cli_shared_list *list, const char *name, size_t size,
+                      char *why, size_t n) {
+  int i;
+
+  for (i = 0; i < list->n && strcmp(list->dicts[i].name, name) != 0; i++)
+    ;
+  if (i == LC_CLI_SHARED_MAX) {
+    snprintf(why, n, "more than %d shared dicts", LC_CLI_SHARED_MAX);
+    return -1;
+  }
+  snprintf(list->dicts[i].name, sizeof(list->dicts[i].name), "%s", name);
+  list->dicts[i].size = size;
+  if (i == list->n)
+    list->n++;
+  return 0;
+}
+
+/* "64m", "1g", "65536": bytes, or -1. */
+static int parse_size(const char *s, unsigned long long *out) {
+  char *end;
+
+  if (!isdigit((unsigned char)s[0]))
+    return -1;
+  errno = 0;
+  *out = strtoull(s, &end, 10);
+  switch (*end) {
+  case 'k': case 'K': *out <<= 10; end++; break;
+  case 'm': case 'M': *out <<= 20; end++; break;
+  case 'g': case 'G': *out <<= 30; end++; break;
+  default: break;
+  }
+  return *end == '\0' && errno == 0 ? 0 : -1;
+}
+
+int lc_cli_shared_parse(const char *arg, lc_cli_shared_list *list, char *why,
+                        size_t n) {
+  const char *eq = arg != NULL ? strchr(arg, '=') : NULL;
+  unsigned long long size;
+  char name[80];
+
+  if (eq == NULL || (size_t)(eq - arg) >= sizeof(name) ||
+      parse_size(eq + 1, &size) != 0) {
+    snprintf(why, n, "wants NAME=SIZE (cache=64m; k, m or g), got \"%.80s\"",
+             arg != NULL ? arg : "");
+    return -1;
+  }
+  snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+  if (lc_cli_shared_check(name, size, why, n) != 0)
+    return -1;
+  return shared_add(list, name, (size_t)size, why, n);
+}
+
+static int key_shared(lc_cli_config *cfg, lc_options *opts, char *why,
+                      size_t n) {
+  lua_State *L = cfg->L;
+  unsigned long long size;
+  const char *name;
+
+  (void)opts;
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    snprintf(why, n, "wants a table of NAME = SIZE (cache = \"64m\"), got %s",
+             describe(L));
+    return -1;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      snprintf(why, n, "wants dict names as keys, got %s", describe(L));
+      lua_pop(L, 1);
+      return -1;
+    }
+    name = lua_tostring(L, -2);
+    if (size_value(L, &size) != 0) {
+      snprintf(why, n, "%s: wants a size (bytes, or \"64m\", \"1g\"), got %s",
+               name, describe(L));
+      lua_pop(L, 2);
+      return -1;
+    }
+    if (lc_cli_shared_check(name, size, why, n) != 0 ||
+        shared_add(&cfg->shared, name, (size_t)size, why, n) != 0) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+const lc_cli_shared_list *lc_cli_config_shared(const lc_cli_config *cfg) {
+  return &cfg->shared;
+}
+
 static int key_not_yet(lc_cli_config *cfg, lc_options *opts, char *why,
                        size_t n) {
   (void)cfg;
@@ -354,8 +480,8 @@ static const struct {
     {"env", key_env},
     {"control", key_control},
     {"metrics", key_metrics},
+    {"shared", key_shared},
     /* Parts still to come: refused by name rather than ignored. */
-    {"shared", key_not_yet},
     {"redis", key_not_yet},
     {"log", key_not_yet},
 };
@@ -396,7 +522,7 @@ static int read_table(lc_cli_config *cfg, lc_options *opts, char *err,
       snprintf(err, errsize, "%s: unknown key %s (known: app, args, "
                "workers, sched, kill_timeout, listen_timeout, "
                "heartbeat_timeout, wait_ready, max_memory, max_message_size, "
-               "env, control, metrics)", cfg->path, describe(L));
+               "env, control, metrics, shared)", cfg->path, describe(L));
       lua_pop(L, 1);
       return -1;
     }
@@ -486,6 +612,8 @@ int lc_cli_config_check_app(lc_cli_config *cfg, char *err, size_t errsize) {
 const char *lc_cli_config_summary(lc_cli_config *cfg) {
   const lc_options *o = cfg->opts;
   char workers[32];
+  size_t len;
+  int i;
 
   if (o->workers == LC_WORKERS_MAX)
     snprintf(workers, sizeof(workers), "one worker per CPU");
@@ -497,6 +625,11 @@ const char *lc_cli_config_summary(lc_cli_config *cfg) {
            cfg->app, workers, o->sched_policy ? ", sched " : "",
            o->sched_policy ? o->sched_policy : "",
            o->metrics ? ", metrics on " : "", o->metrics ? o->metrics : "");
+  for (i = 0; i < cfg->shared.n; i++) {
+    len = strlen(cfg->summary);
+    snprintf(cfg->summary + len, sizeof(cfg->summary) - len, "%s%s",
+             i ? ", " : ", shared dicts ", cfg->shared.dicts[i].name);
+  }
   return cfg->summary;
 }
 

@@ -21,6 +21,7 @@
 #include "lua_binding.h"
 #include "manager.h"
 #include "sd_notify.h"
+#include "shared_dicts.h"
 #include "supervisor.h"
 #include "worker_link.h"
 
@@ -93,6 +94,29 @@ int lc_on_state(lc_runtime *rt, void (*fn)(lua_State *L, void *arg),
   return 0;
 }
 
+int lc_shared_dict(lc_runtime *rt, const char *name, size_t size) {
+  lc__dict_decl *d, **tail;
+
+  if (name == NULL || !lc__dict_name_valid(name))
+    return UV_EINVAL;
+  if (size < LC_SHARED_DICT_MIN || size > LC_SHARED_DICT_MAX)
+    return UV_ERANGE;
+  for (tail = &rt->dicts; *tail != NULL; tail = &(*tail)->next) {
+    if (strcmp((*tail)->name, name) == 0) {
+      (*tail)->size = size;
+      return 0;
+    }
+  }
+  d = calloc(1, sizeof(*d));
+  if (d == NULL || (d->name = strdup(name)) == NULL) {
+    free(d);
+    return UV_ENOMEM;
+  }
+  d->size = size;
+  *tail = d;
+  return 0;
+}
+
 static void free_args(lc_runtime *rt) {
   int i;
 
@@ -105,11 +129,17 @@ static void free_args(lc_runtime *rt) {
 }
 
 void lc_free(lc_runtime *rt) {
+  lc__dict_decl *d;
   lc__preload *p;
   lc__hook *h;
 
   if (rt == NULL)
     return;
+  while ((d = rt->dicts) != NULL) {
+    rt->dicts = d->next;
+    free(d->name);
+    free(d);
+  }
   while ((p = rt->preloads) != NULL) {
     rt->preloads = p->next;
     free(p->name);
@@ -272,6 +302,29 @@ static int setup(lc_runtime *rt) {
   return 0;
 }
 
+/* The shared dicts: a worker attaches its master's; a master creates the
+ * declared ones (adopting what an upgrading master passed). */
+static int open_dicts(lc_runtime *rt) {
+  lc__core *core = &rt->core;
+  lc__dict_decl *decl;
+  char err[256];
+
+  if (lc__dicts_init(core, err, sizeof(err)) != 0) {
+    lc__log(LC__LOG_ERROR, "cannot attach the shared dicts: %s", err);
+    return -1;
+  }
+  if (core->role == LC__ROLE_WORKER)
+    return 0;
+  for (decl = rt->dicts; decl != NULL; decl = decl->next) {
+    if (lc__dicts_define(core, decl->name, decl->size, err, sizeof(err))) {
+      fprintf(stderr, "luacluster: %s\n", err);
+      return -1;
+    }
+  }
+  lc__dicts_drop_unclaimed(core);
+  return 0;
+}
+
 /* Roles ------------------------------------------------------------------------ */
 
 /* Runs the loop until nothing is left, giving Lua its beforeExit say. */
@@ -354,7 +407,9 @@ int lc_run(lc_runtime *rt) {
       (lc__activation_init(&rt->core) != 0 || lc__notify_init(&rt->core) != 0))
     lc__log(LC__LOG_WARN, "continuing without the service manager's socket "
             "or descriptors");
-  if (rt->core.role == LC__ROLE_MANAGER)
+  if (open_dicts(rt) != 0)
+    code = rt->core.role == LC__ROLE_WORKER ? LC__EXIT_FATAL : 1;
+  else if (rt->core.role == LC__ROLE_MANAGER)
     /* The script must load before any worker is started: a broken one is
      * a one-line error here, not a crash loop. */
     code = lc__lua_check_script(rt->script) != 0 ? 1 : lc__manager_run(&rt->core);

@@ -17,6 +17,7 @@ describe("the embedding example", function()
     local p = lc.spawn({ lc.embed_bin, lc.source .. "/apps/embed/app.lua" })
     p:wait_for("master: hello, master %(from C%)\n")
     p:wait_for("master got: hello, worker 1 %(from C%)\n")
+    p:wait_for("greetings sent: 1\n")
     assert.are.equal(0, p:wait_exit())
   end)
 

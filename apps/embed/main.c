@@ -1,6 +1,7 @@
 /*
- * An embedding example: a C program that runs a luacluster app and gives
- * every Lua state its own C module, "greeter".
+ * An embedding example: a C program that runs a luacluster app, gives
+ * every Lua state its own C module, "greeter", and declares a shared dict,
+ * require("shared").greetings, that the master and its workers share.
  *
  *   build/embed_example apps/embed/app.lua
  *
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   lc_preload(rt, "greeter", luaopen_greeter);
+  lc_shared_dict(rt, "greetings", 1 << 20);
   code = lc_run(rt);
   lc_free(rt);
   return code;

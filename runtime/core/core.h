@@ -85,6 +85,7 @@ typedef struct lc__notify_state lc__notify_state;
 typedef struct lc__activation lc__activation;
 typedef struct lc__upgrade lc__upgrade;
 typedef struct lc__metrics lc__metrics;
+typedef struct lc__dicts lc__dicts;
 
 /* Requests a process served, and how long they took (the heartbeat carries
  * them to the master for its metrics). */
@@ -129,6 +130,7 @@ typedef struct lc__core {
   lc__activation *activation; /* master: listening sockets passed at start */
   lc__upgrade *upgrade;       /* managed: a binary upgrade in progress */
   lc__metrics *metrics;       /* managed: the --metrics endpoint */
+  lc__dicts *dicts;           /* the shared dicts (shared_dicts.h) */
   lc__req_stats stats;        /* HTTP requests this process served */
 } lc__core;
 

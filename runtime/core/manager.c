@@ -29,6 +29,7 @@
 
 #include "manager.h"
 #include "sd_notify.h"
+#include "shared_dicts.h"
 
 #define TICK_MS 100
 #define SAMPLE_EVERY 10 /* ticks: health checks once a second */
@@ -454,12 +455,35 @@ static int read_proc(int pid, size_t *rss, uint64_t *cpu_ticks) {
   return 0;
 }
 
+/* Bytes of shared memory pid has resident (RssShmem): the shared dicts'
+ * pages it touched, which are the master's, not the worker's. */
+static size_t shmem_bytes(int pid) {
+  char path[64], line[128];
+  unsigned long kb = 0;
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/status", pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return 0;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "RssShmem: %lu kB", &kb) == 1)
+      break;
+  fclose(f);
+  return (size_t)kb * 1024;
+}
+
 static void sample(lc__worker *w, lc__sample *s, uint64_t now) {
   uint64_t ticks;
-  size_t rss;
+  size_t rss, shmem;
 
   if (w == NULL || w->dead || read_proc(w->pid, &rss, &ticks) != 0)
     return;
+  /* A worker's memory is its own: --max-memory must not restart workers
+   * because a shared dict filled up. */
+  if (lc__dicts_count(w->core) > 0) {
+    shmem = shmem_bytes(w->pid);
+    rss -= shmem < rss ? shmem : rss;
+  }
   if (s->at_ms != 0 && now > s->at_ms)
     s->cpu_percent = (double)(ticks - s->cpu_ticks) * 1000.0 /
                      (double)sysconf(_SC_CLK_TCK) / (double)(now - s->at_ms) *

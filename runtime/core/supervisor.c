@@ -2,11 +2,12 @@
  * supervisor.c - the master's worker table: spawn, channel, exit.
  *
  * A worker is a fork+exec of /proc/self/exe (so an embedding program's own
- * binary) with one end of a socketpair on descriptor 3 and its id in the
- * environment. The supervisor turns what arrives on the channel and the
- * process's exit into lc__worker_events for the worker's owner: the Lua
- * cluster module in script mode, the manager in managed mode. Policy (when
- * to restart, reload, stop) belongs to the owners, not here.
+ * binary) with one end of a socketpair on descriptor 3, the shared dicts'
+ * memfds on 4.. (shared_dicts.h) and its id in the environment. The
+ * supervisor turns what arrives on the channel and the process's exit into
+ * lc__worker_events for the worker's owner: the Lua cluster module in
+ * script mode, the manager in managed mode. Policy (when to restart,
+ * reload, stop) belongs to the owners, not here.
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 
 #include "dispatch.h"
 #include "sd_notify.h"
+#include "shared_dicts.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -219,7 +221,7 @@ static int is_worker_var(const char *kv) {
   static const char *names[] = {LC__ENV_WORKER_ID, LC__ENV_CHANNEL_FD,
                                 LC__ENV_MASTER_PID, LC__ENV_EXEC,
                                 LC__ENV_ARGC, LC__ENV_INSTANCE,
-                                LC__ENV_MAX_MESSAGE};
+                                LC__ENV_MAX_MESSAGE, LC__ENV_SHARED};
   size_t i, n;
 
   for (i = 0; i < LC__ARRAY_SIZE(names); i++) {
@@ -231,17 +233,17 @@ static int is_worker_var(const char *kv) {
 }
 
 /* The child's environment: the given (or inherited) one, minus any worker
- * variables it carried, plus this worker's (kept in `own`, which must live
- * until the spawn). */
+ * variables it carried, plus this worker's (kept in `own` and `dicts`,
+ * which must live until the spawn). */
 static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
-                         char own[7][ENV_ROW]) {
+                         char own[7][ENV_ROW], char *dicts) {
   char **src = spec->env ? spec->env : environ;
   char **env;
   size_t n = 0, i, k = 0;
 
   while (src[n] != NULL)
     n++;
-  env = calloc(n + 8, sizeof(char *));
+  env = calloc(n + 9, sizeof(char *));
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++)
@@ -259,6 +261,8 @@ static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
     env[k++] = own[i];
   if (spec->instance < 0)
     k--; /* only managed workers have an instance number */
+  if (dicts[0] != '\0')
+    env[k++] = dicts;
   env[k] = NULL;
   return env;
 }
@@ -278,15 +282,19 @@ static char **worker_args(lc__core *core, const lc__worker_spec *spec) {
   return args;
 }
 
-/* Starts the process with the channel's other end as descriptor 3. */
+/* Starts the process with the channel's other end as descriptor 3 and the
+ * shared dicts after it. */
 static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
                                 int child_fd) {
   uv_process_options_t opts;
-  uv_stdio_container_t stdio[4];
-  char own[7][ENV_ROW];
-  char **env = worker_env(w, spec, own);
+  uv_stdio_container_t stdio[4 + LC__DICTS_MAX];
+  int dict_fds[LC__DICTS_MAX];
+  char own[7][ENV_ROW], dicts[LC__DICTS_ENV_MAX];
+  int ndicts = lc__dicts_pass(w->core, LC__CHANNEL_CHILD_FD + 1, dict_fds,
+                              dicts);
+  char **env = worker_env(w, spec, own, dicts);
   char **args = worker_args(w->core, spec);
-  int err = UV_ENOMEM;
+  int err = UV_ENOMEM, i;
 
   if (env != NULL && args != NULL) {
     memset(&opts, 0, sizeof(opts));
@@ -295,7 +303,7 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
     opts.env = env;
     opts.exit_cb = on_process_exit;
     opts.stdio = stdio;
-    opts.stdio_count = 4;
+    opts.stdio_count = 4 + ndicts;
     stdio[0].flags = UV_INHERIT_FD;
     stdio[0].data.fd = 0;
     stdio[1].flags = spec->silent ? UV_IGNORE : UV_INHERIT_FD;
@@ -304,6 +312,10 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
     stdio[2].data.fd = 2;
     stdio[3].flags = UV_INHERIT_FD;
     stdio[3].data.fd = child_fd;
+    for (i = 0; i < ndicts; i++) {
+      stdio[4 + i].flags = UV_INHERIT_FD;
+      stdio[4 + i].data.fd = dict_fds[i];
+    }
     w->process.data = w;
     err = uv_spawn(&w->core->loop, &w->process, &opts);
     /* uv_spawn leaves a handle to close even when it fails. */

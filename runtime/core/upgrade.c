@@ -5,8 +5,10 @@
  *   old master   execs the binary at its own path again (a package update
  *                replaced it), with the same command line, passing its
  *                listening sockets as LISTEN_FDS (fds 3..; sd_listen.c takes
- *                them as it takes systemd's), its control socket, and one
- *                end of a socketpair: the upgrade link.
+ *                them as it takes systemd's), its control socket, one end
+ *                of a socketpair (the upgrade link) and its shared dicts
+ *                (shared_dicts.h: the new master adopts those it declares
+ *                again with the same size, values and all).
  *   new master   starts its workers on those sockets (they accept beside the
  *                old ones: nothing is refused), and once every worker is
  *                ready writes "READY" on the link. It says nothing to the
@@ -34,6 +36,7 @@
 #include "dispatch.h"
 #include "manager.h"
 #include "sd_notify.h"
+#include "shared_dicts.h"
 
 extern char **environ;
 
@@ -237,18 +240,19 @@ static void old_on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
 /* The new master's environment: ours, with what it must be given. */
 static char **child_env(lc__core *core, int nfds, const char *names,
                         const char *control, char own[ENV_ROWS][ENV_ROW],
-                        char *names_row) {
+                        char *names_row, char *dicts_row) {
   static const char *drop[] = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                                "NOTIFY_SOCKET", "WATCHDOG_USEC",
                                "WATCHDOG_PID", LC__ENV_UPGRADE_FROM,
-                               LC__ENV_UPGRADE_FD, LC__ENV_CONTROL_FD};
+                               LC__ENV_UPGRADE_FD, LC__ENV_CONTROL_FD,
+                               LC__ENV_SHARED};
   size_t n = 0, i, j, k = 0, len;
   char **env;
   int rows = 0;
 
   while (environ[n] != NULL)
     n++;
-  env = calloc(n + ENV_ROWS + 2, sizeof(char *));
+  env = calloc(n + ENV_ROWS + 3, sizeof(char *));
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++) {
@@ -263,6 +267,8 @@ static char **child_env(lc__core *core, int nfds, const char *names,
   snprintf(own[rows++], ENV_ROW, "LISTEN_FDS=%d", nfds);
   snprintf(names_row, NAMES_MAX + 32, "LISTEN_FDNAMES=%s", names);
   env[k++] = names_row;
+  if (dicts_row[0] != '\0')
+    env[k++] = dicts_row;
   snprintf(own[rows++], ENV_ROW, "%s=%d", LC__ENV_UPGRADE_FROM, (int)getpid());
   snprintf(own[rows++], ENV_ROW, "%s=%d", LC__ENV_UPGRADE_FD, 3 + nfds);
   if (control != NULL)
@@ -308,12 +314,13 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
   lc__manager *m = u->m;
   lc__core *core = m->core;
   uv_process_options_t opts;
-  uv_stdio_container_t stdio[FDS_MAX + 5];
+  uv_stdio_container_t stdio[FDS_MAX + 5 + LC__DICTS_MAX];
   char own[ENV_ROWS][ENV_ROW];
   static char cmdline[65536], names[NAMES_MAX], names_row[NAMES_MAX + 32];
-  static char listener_names[FDS_MAX][96];
+  static char listener_names[FDS_MAX][96], dicts_row[LC__DICTS_ENV_MAX];
   const char *unused_names[FDS_MAX];
-  int fds[FDS_MAX], nfds, nused, i, err, control = -1;
+  int fds[FDS_MAX], dict_fds[LC__DICTS_MAX], nfds, nused, ndicts, i, err;
+  int control = -1;
   char **env = NULL, **args;
   size_t off = 0;
 
@@ -332,10 +339,12 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
                             i < nused ? listener_names[i] : unused_names[i - nused]);
   if (m->control_open && uv_fileno((uv_handle_t *)&m->control, &control) != 0)
     control = -1;
+  /* The dicts come after the link and the control socket's place. */
+  ndicts = lc__dicts_pass(core, 5 + nfds, dict_fds, dicts_row);
   args = own_args(cmdline, sizeof(cmdline));
   if (args != NULL)
     env = child_env(core, nfds, names, control >= 0 ? m->control_path : NULL,
-                    own, names_row);
+                    own, names_row, dicts_row);
   if (args == NULL || env == NULL) {
     free(args);
     free(env);
@@ -351,15 +360,19 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
   }
   stdio[3 + nfds].flags = UV_INHERIT_FD;
   stdio[3 + nfds].data.fd = link_fd;
-  stdio[4 + nfds].flags = UV_INHERIT_FD;
+  stdio[4 + nfds].flags = control >= 0 ? UV_INHERIT_FD : UV_IGNORE;
   stdio[4 + nfds].data.fd = control;
+  for (i = 0; i < ndicts; i++) {
+    stdio[5 + nfds + i].flags = UV_INHERIT_FD;
+    stdio[5 + nfds + i].data.fd = dict_fds[i];
+  }
   memset(&opts, 0, sizeof(opts));
   opts.file = core->exe_path;
   opts.args = args;
   opts.env = env;
   opts.exit_cb = on_child_exit;
   opts.stdio = stdio;
-  opts.stdio_count = 4 + nfds + (control >= 0);
+  opts.stdio_count = ndicts > 0 ? 5 + nfds + ndicts : 4 + nfds + (control >= 0);
   u->child.data = u;
   err = uv_spawn(&core->loop, &u->child, &opts);
   /* uv_spawn leaves a handle to close even when it fails. */
@@ -369,7 +382,8 @@ static int spawn_child(lc__upgrade *u, int link_fd) {
   free(env);
   if (err == 0)
     lc__log(LC__LOG_INFO, "binary upgrade: started %s as pid %d with %d "
-            "listening socket(s)", core->exe_path, u->child.pid, nfds);
+            "listening socket(s) and %d shared dict(s)", core->exe_path,
+            u->child.pid, nfds, ndicts);
   return err;
 }
 

@@ -30,6 +30,13 @@ typedef struct lc__hook {
   struct lc__hook *next;
 } lc__hook;
 
+/* A shared dict declared with lc_shared_dict(), created by lc_run(). */
+typedef struct lc__dict_decl {
+  char *name;
+  size_t size;
+  struct lc__dict_decl *next;
+} lc__dict_decl;
+
 typedef struct lc__immediates lc__immediates;
 typedef struct lc__signal_watch lc__signal_watch;
 typedef struct lc__lua_link lc__lua_link;
@@ -47,6 +54,7 @@ struct lc_runtime {
   char *exe_path;    /* this executable, as argv[0] for workers */
   lc__preload *preloads;
   lc__hook *hooks;
+  lc__dict_decl *dicts; /* in the order declared */
 
   lua_State *L;      /* NULL in a managed-mode master, and once closed */
   int dispatcher_ref; /* dispatcher(object, event, ...) */
@@ -132,6 +140,9 @@ const char *lc__lua_err_text(int err);
 int lc__open_core(lua_State *L);
 /* The "luacluster.crypto" module (lua_crypto.c): hashes, HMAC, random. */
 int lc__open_crypto(lua_State *L);
+/* The "luacluster.shared" module (lua_shared.c): the shared dicts' names
+ * and what lua/shared.lua does not do through the FFI. */
+int lc__open_shared(lua_State *L);
 /* Each area adds its functions to the core table on top of the stack. */
 void lc__core_process(lua_State *L, lc_runtime *rt);
 void lc__core_timers(lua_State *L, lc_runtime *rt);

@@ -153,11 +153,14 @@ function ServerResponse:writeHead(status, message, headers)
 end
 
 local function send(self, chunk, finish)
-  if self.finished then
-    if finish then return false end
-    error("write after end", 3)
+  if self.finished then error("write after end", 3) end
+  -- Strings, and numbers as Lua's own string arguments take them; anything
+  -- else is a mistake that must not go out as "table: 0x...".
+  local t = type(chunk)
+  if chunk ~= nil and t ~= "string" and t ~= "number" then
+    error(("res:%s: the chunk must be a string, got a %s")
+          :format(finish and "finish" or "write", t), 3)
   end
-  if chunk ~= nil and type(chunk) ~= "string" then chunk = tostring(chunk) end
   -- http_write raises on a bad header: nothing is sent then, and _fail()
   -- can still answer 500.
   local ok, below = http_write(self._conn, self._seq, self.statusCode,

@@ -21,6 +21,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_server.h"
 
@@ -42,6 +43,8 @@ struct lc__http_conn {
   int head_sent;
   int chunked;
   int no_body;
+  int64_t declared; /* the response's Content-Length, or -1 */
+  uint64_t body_sent;
   int keep_alive;  /* the current request allows another */
   int close_after; /* end the connection after the current response */
   int draining;    /* the server is closing */
@@ -277,6 +280,37 @@ static void hconn_response_done(lc__http_conn *h) {
   hconn_arm(h);
 }
 
+/* The Content-Length the app declared: -1 when none (or Transfer-Encoding
+ * frames the body instead), UV_EINVAL when it is not a number or two
+ * disagree. */
+static int64_t declared_length(const lc__http_reply *head) {
+  const lc__http_header *hd;
+  int64_t found = -1, v;
+  size_t i, j;
+
+  for (i = 0; i < head->nheaders; i++) {
+    hd = &head->headers[i];
+    if (hd->name_len == 17 && !strncasecmp(hd->name, "transfer-encoding", 17))
+      return -1;
+  }
+  for (i = 0; i < head->nheaders; i++) {
+    hd = &head->headers[i];
+    if (hd->name_len != 14 || strncasecmp(hd->name, "content-length", 14))
+      continue;
+    if (hd->value_len == 0 || hd->value_len > 18)
+      return UV_EINVAL;
+    for (v = 0, j = 0; j < hd->value_len; j++) {
+      if (hd->value[j] < '0' || hd->value[j] > '9')
+        return UV_EINVAL;
+      v = v * 10 + (hd->value[j] - '0');
+    }
+    if (found >= 0 && found != v)
+      return UV_EINVAL;
+    found = v;
+  }
+  return found;
+}
+
 static int hconn_write_head(lc__http_conn *h, const lc__http_reply *head,
                             int64_t content_length) {
   lc__http_response res;
@@ -301,6 +335,34 @@ static int hconn_write_head(lc__http_conn *h, const lc__http_reply *head,
   return 0;
 }
 
+/* The body may not pass the length the head declared: bytes past it would
+ * be read as the next response on a keep-alive connection. */
+static int hconn_check_length(lc__http_conn *h, const lc__http_reply *head,
+                              size_t len, int finish) {
+  if (!h->head_sent) {
+    h->declared = declared_length(head);
+    if (h->declared == UV_EINVAL)
+      return UV_EINVAL;
+    /* HEAD, 1xx, 204 and 304 carry no body: the writer drops it. */
+    if (h->head_request || head->status < 200 || head->status == 204 ||
+        head->status == 304)
+      h->declared = -1;
+  }
+  if (h->declared < 0)
+    return 0;
+  if (h->body_sent + len > (uint64_t)h->declared) {
+    h->close_after = 1; /* what follows cannot be trusted: end with it */
+    return LC__HTTP_TOO_LONG;
+  }
+  if (finish && h->body_sent + len < (uint64_t)h->declared) {
+    lc__log(LC__LOG_WARN, "response ended after %llu of its %lld declared "
+            "bytes: closing the connection",
+            (unsigned long long)(h->body_sent + len), (long long)h->declared);
+    h->close_after = 1; /* the client waits for bytes that never come */
+  }
+  return 0;
+}
+
 int lc__http_respond(lc__http_conn *h, uint32_t seq,
                      const lc__http_reply *head, const char *chunk,
                      size_t len, int finish) {
@@ -308,11 +370,15 @@ int lc__http_respond(lc__http_conn *h, uint32_t seq,
 
   if (h == NULL || h->seq != seq || !h->busy || h->c->closing)
     return LC__HTTP_GONE;
+  err = hconn_check_length(h, head, len, finish);
+  if (err)
+    return err;
   if (!h->head_sent) {
     err = hconn_write_head(h, head, finish ? (int64_t)len : -1);
     if (err)
       return err;
   }
+  h->body_sent += len;
   if (len > 0 && !h->no_body) {
     if (h->chunked)
       lc__http_write_chunk(&h->out, chunk, len);
@@ -337,7 +403,26 @@ int lc__http_backlogged(lc__http_conn *h) {
   return 1;
 }
 
-void lc__http_conn_destroy(lc__http_conn *h) { lc__conn_close(h->c); }
+void lc__http_conn_destroy(lc__http_conn *h) {
+  lc__conn *c = h->c;
+
+  if (c->closing || c->shutdown)
+    return;
+  /* What is batched goes out, then the connection ends the way a "close"
+   * response does: nothing more is answered, and the client reads what
+   * was sent before it sees the end. */
+  h->close_after = 1;
+  h->seq++; /* the handler's late writes go nowhere */
+  if (lc__buf_size(&h->out) > 0) {
+    int err = lc__conn_write(c, lc__buf_data(&h->out), lc__buf_size(&h->out));
+    lc__buf_reset(&h->out);
+    if (err) {
+      lc__conn_close(c);
+      return;
+    }
+  }
+  lc__conn_shutdown(c);
+}
 
 uint32_t lc__http_conn_seq(const lc__http_conn *h) { return h->seq; }
 
@@ -360,6 +445,8 @@ static int on_head(void *arg, const lc__http_head *head) {
   h->armed = ARM_NONE;
   h->complete = 0;
   h->head_sent = 0;
+  h->declared = -1;
+  h->body_sent = 0;
   h->keep_alive = head->keep_alive;
   h->major = head->major;
   h->minor = head->minor;

@@ -57,12 +57,17 @@ typedef struct lc__http_reply {
 
 /* lc__http_respond()'s results besides 0 and UV_E* codes. */
 #define LC__HTTP_GONE 1 /* the request is no longer this connection's */
+/* The chunk would pass the Content-Length the head declared: nothing is
+ * written, and the connection closes after this response. */
+#define LC__HTTP_TOO_LONG 2
 
 /*
  * Writes to the response of request seq: the head (the first call, from
  * head), then a body chunk, and with finish the end. Returns 0,
- * LC__HTTP_GONE (the connection closed or moved on: nothing written), or
- * UV_EINVAL when a header name or value is invalid (nothing written).
+ * LC__HTTP_GONE (the connection closed or moved on: nothing written),
+ * LC__HTTP_TOO_LONG, or UV_EINVAL when a header name or value is invalid or
+ * Content-Length is not a number (nothing written). A response that ends
+ * short of its Content-Length closes the connection after it.
  */
 int lc__http_respond(lc__http_conn *hc, uint32_t seq,
                      const lc__http_reply *head, const char *chunk,
@@ -70,7 +75,8 @@ int lc__http_respond(lc__http_conn *hc, uint32_t seq,
 /* Whether the response's bytes waiting to be sent passed 16 KiB: then
  * on_drain follows once they are out. */
 int lc__http_backlogged(lc__http_conn *hc);
-/* Drops the connection (a handler failed after its head went out). */
+/* Ends the connection after what is already written (a handler failed
+ * after its head went out): the rest of the response never comes. */
 void lc__http_conn_destroy(lc__http_conn *hc);
 /* The request being answered (its sequence number). */
 uint32_t lc__http_conn_seq(const lc__http_conn *hc);

@@ -328,8 +328,12 @@ static int http_write(lua_State *L) {
   check_reply(L, &reply, stack);
   r = lc__http_respond(conn->hc, seq, &reply, chunk, len, finish);
   if (r == UV_EINVAL)
-    return luaL_error(L, "invalid header name or value (CR, LF or NUL, or "
-                         "not a token)");
+    return luaL_error(L, "invalid header name or value (CR, LF or NUL, not "
+                         "a token, or a Content-Length that is not a "
+                         "number)");
+  if (r == LC__HTTP_TOO_LONG)
+    return luaL_error(L, "write past the declared Content-Length: the "
+                         "response is cut off and its connection closes");
   if (r < 0)
     return luaL_error(L, "cannot write response: %s", uv_strerror(r));
   lua_pushboolean(L, r == 0);

@@ -7,7 +7,9 @@
  * request arrives, parsing pauses and the unread bytes wait; they are
  * parsed once the response finishes. Responses written while the
  * connection is reading are batched and sent with one write at the end of
- * the read, so pipelined requests get one write for many answers.
+ * the read, so pipelined requests get one write for many answers. A client
+ * that pipelines and does not read its answers is not read from either:
+ * once 64 KiB of answers wait to be sent, parsing pauses until they are out.
  *
  * Deadlines (tcp.c's sweeper) stand for: the idle keep-alive timeout
  * between requests, the header timeout while a head arrives (slow clients
@@ -27,6 +29,7 @@
 
 #define DRAIN_GRACE_MS 1000
 #define HIGH_WATER_MARK (16 * 1024)
+#define READ_PAUSE_AT (64 * 1024) /* answers waiting: stop reading requests */
 #define KEEP_OUT_BUFFER_MAX (256 * 1024)
 
 struct lc__http_conn {
@@ -52,6 +55,7 @@ struct lc__http_conn {
   int peer_done;   /* the client sent FIN: close once answered */
   int client_close; /* the client did not allow another request */
   int want_drain;  /* the user waits for on_drain */
+  int out_full;    /* parsing waits for the answers to be sent */
   int armed;       /* which deadline is set (ARM_*) */
   int major, minor;
   int head_request;
@@ -85,7 +89,7 @@ void lc__http_server_init(lc__http_server *server,
 
 /* Deadlines ------------------------------------------------------------------- */
 
-enum { ARM_NONE, ARM_IDLE, ARM_HEAD, ARM_REQUEST, ARM_DRAIN };
+enum { ARM_NONE, ARM_IDLE, ARM_HEAD, ARM_REQUEST, ARM_DRAIN, ARM_SEND };
 
 /* Sets the deadline for the connection's state, when the state changed. */
 static void hconn_arm(lc__http_conn *h) {
@@ -96,6 +100,10 @@ static void hconn_arm(lc__http_conn *h) {
     return;
   if (h->busy) {
     armed = ARM_REQUEST;
+    ms = h->cfg->request_timeout_ms;
+  } else if (h->out_full) {
+    /* Waiting on a client that does not read: as long as for a handler. */
+    armed = ARM_SEND;
     ms = h->cfg->request_timeout_ms;
   } else if (lc__http_reader_in_head(&h->reader)) {
     armed = ARM_HEAD;
@@ -141,6 +149,8 @@ static void on_resume_check(uv_check_t *handle) {
     }
     h->in_read = 0;
     hconn_flush(h);
+    if (!h->busy && !h->c->closing)
+      hconn_arm(h);
     if (!h->paused && !h->c->closing)
       lc__conn_resume(h->c);
   }
@@ -233,6 +243,21 @@ static void hconn_error(lc__http_conn *h, int status) {
   hconn_flush(h);
 }
 
+/* Answers waiting to be sent (batched or queued) are past the point where
+ * reading more requests stops. */
+static int hconn_output_full(lc__http_conn *h) {
+  return lc__buf_size(&h->out) + lc__conn_write_queue(h->c) >= READ_PAUSE_AT;
+}
+
+/* Parsing paused for answers to go out: it resumes once they have. */
+static void hconn_maybe_unblock(lc__http_conn *h) {
+  if (!h->out_full || lc__conn_write_queue(h->c) > 0 || h->c->closing)
+    return;
+  h->out_full = 0;
+  h->armed = ARM_NONE;
+  hconn_schedule_resume(h);
+}
+
 /* Sends what is batched; ends the connection when the response says so. */
 static void hconn_flush(lc__http_conn *h) {
   lc__conn *c = h->c;
@@ -247,6 +272,7 @@ static void hconn_flush(lc__http_conn *h) {
       return;
     }
   }
+  hconn_maybe_unblock(h);
   if (h->busy || c->closing)
     return;
   if (h->close_after && h->client_close && h->complete &&
@@ -484,6 +510,12 @@ static int on_complete(void *arg) {
     h->paused = 1;
     return 1;
   }
+  if (hconn_output_full(h)) {
+    /* The client is not reading its answers: stop reading its requests. */
+    h->paused = 1;
+    h->out_full = 1;
+    return 1;
+  }
   return 0;
 }
 
@@ -578,7 +610,10 @@ static void http_on_timeout(lc__conn *c) {
 static void http_on_drain(lc__conn *c) {
   lc__http_conn *h = c->data;
 
-  if (h == NULL || !h->want_drain)
+  if (h == NULL)
+    return;
+  hconn_maybe_unblock(h);
+  if (!h->want_drain)
     return;
   h->want_drain = 0;
   h->cfg->cb->on_drain(h);

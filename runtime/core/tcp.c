@@ -7,7 +7,8 @@
  * sweeper timer rather than a timer per connection. A connection that ends
  * after a response is shut down for writing and read until the peer's FIN
  * (a lingering close), so a client's last request is never answered with a
- * reset.
+ * reset. Lingering is bounded in time (from its start, whatever arrives)
+ * and in bytes: a client that trickles or floods cannot hold it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #define READ_BUFFER_SIZE (64 * 1024)
 #define SWEEP_MS 250
 #define LINGER_MS 2000
+#define LINGER_MAX_BYTES (256 * 1024)
 
 struct lc__tcp {
   lc__owner owner; /* first: the sweeper's data points here */
@@ -170,8 +172,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
   if (nread > 0) {
     lc__conn_touch(c);
-    if (c->shutdown) /* lingering: the answer is sent, discard the rest */
+    if (c->shutdown) {
+      /* Lingering: the answer is sent, the rest is dropped, up to a point. */
+      c->linger_bytes += (size_t)nread;
+      if (c->linger_bytes > LINGER_MAX_BYTES)
+        lc__conn_close(c);
       return;
+    }
     c->ops->on_read(c, buf->base, (size_t)nread);
     return;
   }
@@ -282,8 +289,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     lc__conn_close(c);
     return;
   }
-  /* Read (and drop) until the peer's FIN, for a while. */
+  /* Read (and drop) until the peer's FIN, for a while: the deadline is
+   * fixed now, reads do not push it. */
   lc__conn_set_timeout(c, LINGER_MS);
+  c->timeout_ms = 0;
   lc__conn_resume(c);
 }
 

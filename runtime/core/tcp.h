@@ -89,6 +89,7 @@ struct lc__conn {
   uint64_t deadline_ms; /* 0: no timeout armed */
   uint64_t timeout_ms;  /* inactivity timeout, re-armed on activity */
   size_t pending_writes;
+  size_t linger_bytes;  /* dropped while lingering */
   void *data; /* the protocol's */
 };
 

@@ -78,6 +78,10 @@ typedef struct lc_options {
   /* Managed mode: the control socket `luacluster status|reload|stop|scale`
    * talk to; NULL means the default derived from the script's path. */
   const char *control_path;
+  /* Where stdout and stderr go (the runtime's log lines and the app's
+   * output), appended, in the master and every worker; SIGUSR1 reopens it
+   * (for logrotate). NULL: the inherited stdout and stderr. */
+  const char *log_path;
 } lc_options;
 
 /* Fills opts with the defaults. */

@@ -54,9 +54,11 @@ local function master_worker_methods()
     return self
   end
 
-  -- kill([signal]): disconnects and signals (default "SIGTERM").
+  -- kill([signal]): signals the worker (default "SIGTERM", which it takes
+  -- as a stop: it drains, disconnects itself and exits 0). As in Node 20,
+  -- only a worker that disconnects itself counts as exitedAfterDisconnect:
+  -- after kill("SIGKILL") it stays false.
   function Worker:kill(signal)
-    self.exitedAfterDisconnect = true
     if self.state ~= "dead" then
       self._handle:kill(signal or "SIGTERM")
     end
@@ -101,6 +103,17 @@ function cluster.setupMaster(settings)
 end
 cluster.setupPrimary = cluster.setupMaster
 
+-- cluster.disconnect() callbacks: run once every worker has disconnected
+-- and exited, with cluster.workers empty (Node).
+local disconnect_waiters = {}
+
+local function check_all_gone()
+  if next(cluster.workers) ~= nil or #disconnect_waiters == 0 then return end
+  local waiters = disconnect_waiters
+  disconnect_waiters = {}
+  for _, fn in ipairs(waiters) do fn() end
+end
+
 -- What C tells a worker object in the master.
 local function on_worker_event(worker, event, a, b)
   if event == "online" then
@@ -125,6 +138,7 @@ local function on_worker_event(worker, event, a, b)
     cluster.workers[worker.id] = nil
     worker:emit("exit", a, b)
     cluster:emit("exit", worker, a, b)
+    check_all_gone()
   elseif event == "error" then
     -- the runtime has logged it; listeners may act on it
     if worker:listenerCount("error") > 0 then worker:emit("error", a) end
@@ -156,22 +170,18 @@ function cluster.fork(env)
   return worker
 end
 
--- disconnect([fn]): disconnects every worker; fn runs when all are.
+-- disconnect([fn]): disconnects every worker; fn runs once every worker has
+-- disconnected and exited (cluster.workers is empty then).
 function cluster.disconnect(fn)
   if not cluster.isMaster then error("cluster.disconnect() is only for the master", 2) end
-  local pending = 0
-  local function done()
-    pending = pending - 1
-    if pending == 0 and fn then fn() end
-  end
+  if fn ~= nil and type(fn) ~= "function" then error("callback must be a function", 2) end
   for _, w in pairs(cluster.workers) do
-    if w.state ~= "disconnected" and w.state ~= "dead" then
-      pending = pending + 1
-      w:once("disconnect", done)
-      w:disconnect()
-    end
+    if w.state ~= "disconnected" and w.state ~= "dead" then w:disconnect() end
   end
-  if pending == 0 and fn then timers.setImmediate(fn) end
+  if fn then
+    disconnect_waiters[#disconnect_waiters + 1] = fn
+    if next(cluster.workers) == nil then timers.setImmediate(check_all_gone) end
+  end
 end
 
 -- In a worker ---------------------------------------------------------------------
@@ -192,9 +202,12 @@ local function worker_side()
     return self
   end
 
+  -- kill(): as Node's worker.kill() in a worker: disconnect (the master
+  -- counts it as exitedAfterDisconnect), then exit 0.
   function me:kill()
-    self.exitedAfterDisconnect = true
-    process.exit(0)
+    if not core.connected() then process.exit(0) end
+    process:once("disconnect", function() process.exit(0) end)
+    self:disconnect()
   end
   me.destroy = me.kill
 

@@ -33,6 +33,9 @@ static void usage(FILE *out) {
     "  --max-message-size N    largest IPC message in bytes (64 MiB)\n"
     "  --control PATH          managed: the control socket (default\n"
     "                          /tmp/luacluster-UID/APP-HASH.sock)\n"
+    "  --log FILE              runtime log lines and the app's output go to\n"
+    "                          FILE (appended); SIGUSR1 reopens it; also\n"
+    "                          LUACLUSTER_LOG\n"
     "\n"
     "commands (to a running managed master, found by its app script, by\n"
     "--control, or as the only one running):\n"
@@ -91,6 +94,9 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
   int i;
 
   *code = 1;
+  env = getenv("LUACLUSTER_LOG");
+  if (env != NULL && *env != '\0')
+    opts->log_path = env;
   env = getenv("LUACLUSTER_WORKERS");
   if (env != NULL && *env != '\0' && parse_workers(env, &opts->workers) != 0)
     return -1;
@@ -118,6 +124,13 @@ static int parse(int argc, char **argv, lc_options *opts, int *code) {
         return -1;
       }
       opts->sched_policy = val;
+      i++;
+    } else if (!strcmp(a, "--log")) {
+      if (val == NULL || *val == '\0') {
+        fprintf(stderr, "luacluster: --log needs a file\n");
+        return -1;
+      }
+      opts->log_path = val;
       i++;
     } else if (!strcmp(a, "--control")) {
       if (val == NULL) {

@@ -44,6 +44,7 @@ int lc_new(lc_runtime **out, const lc_options *opts) {
   rt->opts.script = dup_or_null(opts->script);
   rt->opts.sched_policy = dup_or_null(opts->sched_policy);
   rt->opts.control_path = dup_or_null(opts->control_path);
+  rt->opts.log_path = dup_or_null(opts->log_path);
   rt->opts.argv = NULL;
   rt->opts.argc = 0;
   if (rt->opts.max_message_size == 0)
@@ -121,6 +122,7 @@ void lc_free(lc_runtime *rt) {
   free((char *)rt->opts.script);
   free((char *)rt->opts.sched_policy);
   free((char *)rt->opts.control_path);
+  free((char *)rt->opts.log_path);
   free(rt->script);
   free(rt->script_dir);
   free(rt->exe_path);
@@ -217,6 +219,7 @@ static void fill_core(lc_runtime *rt) {
   core->opts.max_memory = rt->opts.max_memory;
   core->opts.wait_ready = rt->opts.wait_ready;
   core->opts.control_path = rt->opts.control_path;
+  core->opts.log_path = rt->opts.log_path;
   core->script = rt->script;
   core->args = rt->args;
   core->nargs = rt->nargs;
@@ -230,6 +233,7 @@ static int setup(lc_runtime *rt) {
   char exe[PATH_MAX];
   size_t len = sizeof(exe);
   char who[32];
+  int err;
 
   rt->core.role = LC__ROLE_MASTER;
   if (id != NULL && fd != NULL) {
@@ -245,6 +249,9 @@ static int setup(lc_runtime *rt) {
       rt->opts.max_message_size = strtoull(getenv(LC__ENV_MAX_MESSAGE), NULL, 10);
     if (argc != NULL && worker_args_from_cmdline(rt, atoi(argc)) != 0)
       return -1;
+    /* The master's --log: the worker reopens it on SIGUSR1 too. */
+    free((char *)rt->opts.log_path);
+    rt->opts.log_path = dup_or_null(getenv(LC__ENV_LOG));
   } else if (rt->opts.workers != 0) {
     rt->core.role = LC__ROLE_MANAGER;
   }
@@ -253,6 +260,22 @@ static int setup(lc_runtime *rt) {
   else
     snprintf(who, sizeof(who), "master");
   lc__log_init(who);
+  if (rt->opts.log_path != NULL && rt->opts.log_path[0] != '/' &&
+      uv_cwd(exe, &len) == 0) {
+    /* Workers reopen it on SIGUSR1 wherever the app has gone since. */
+    char *abs = malloc(strlen(exe) + strlen(rt->opts.log_path) + 2);
+    if (abs != NULL) {
+      sprintf(abs, "%s/%s", exe, rt->opts.log_path);
+      free((char *)rt->opts.log_path);
+      rt->opts.log_path = abs;
+    }
+    len = sizeof(exe);
+  }
+  if (rt->opts.log_path != NULL && (err = lc__log_open(rt->opts.log_path))) {
+    fprintf(stderr, "luacluster: cannot open the log file %s: %s\n",
+            rt->opts.log_path, uv_strerror(err));
+    return -1;
+  }
 
   if (uv_exepath(exe, &len) != 0)
     snprintf(exe, sizeof(exe), "luacluster");
@@ -269,9 +292,10 @@ static int setup(lc_runtime *rt) {
 static void run_loop(lc_runtime *rt) {
   lc__core *core = &rt->core;
 
-  while (!core->exiting) {
+  while (!core->exiting && !core->finished) {
     uv_run(&core->loop, UV_RUN_DEFAULT);
-    if (core->exiting || !lc__lua_loop_end(rt) || !uv_loop_alive(&core->loop))
+    if (core->exiting || core->finished || !lc__lua_loop_end(rt) ||
+        !uv_loop_alive(&core->loop))
       break;
   }
 }
@@ -312,6 +336,8 @@ static int run_lua_role(lc_runtime *rt) {
   if (lc__core_on_close(core, close_lua, rt) != 0 || lc__lua_open(rt) == NULL)
     return 1;
   if (core->role == LC__ROLE_WORKER && lc__lua_link_open(rt) != 0)
+    return 1;
+  if (lc__signals_open(core) != 0)
     return 1;
   code = lc__lua_run_app(rt);
   if (code == 0) {

@@ -32,6 +32,7 @@
 #define LC__ENV_WORKERS "LUACLUSTER_WORKERS"
 #define LC__ENV_MAX_MESSAGE "LUACLUSTER_MAX_MESSAGE_SIZE"
 #define LC__ENV_CONTROL "LUACLUSTER_CONTROL"
+#define LC__ENV_LOG "LUACLUSTER_LOG"
 
 /* The descriptor a worker finds its channel on. */
 #define LC__CHANNEL_CHILD_FD 3
@@ -65,6 +66,7 @@ typedef struct lc__core_options {
   size_t max_memory;             /* RSS limit, 0: none */
   int wait_ready;                /* ready = process.send("ready") */
   const char *control_path;      /* NULL: derived from the script */
+  const char *log_path;          /* --log FILE, or NULL */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;
@@ -74,6 +76,7 @@ typedef struct lc__manager lc__manager;
 typedef struct lc__tcp lc__tcp;
 typedef struct lc__http_state lc__http_state;
 typedef struct lc__cleanup lc__cleanup;
+typedef struct lc__signals lc__signals;
 
 typedef struct lc__core {
   uv_loop_t loop;
@@ -90,6 +93,8 @@ typedef struct lc__core {
 
   int exit_code;
   int exiting;       /* an exit was asked: call no more into the app */
+  int finished;      /* nothing more to do (a stopped worker drained): the
+                        loop ends as if it ran dry, whatever timers remain */
   int shutting_down; /* closing every handle: close callbacks tell no one */
   int loop_closed;   /* lc__loop_shutdown() ran */
 
@@ -99,6 +104,7 @@ typedef struct lc__core {
   lc__manager *manager;   /* managed mode: the policy over the workers */
   lc__tcp *tcp;           /* servers and connections */
   lc__http_state *http;   /* HTTP connections' shared parts */
+  lc__signals *signals;   /* the default actions on signals (signals.c) */
   lc__cleanup *cleanups;  /* run by lc__core_close(), last added first */
 } lc__core;
 
@@ -118,12 +124,22 @@ void lc__core_close(lc__core *core);
 /* Ends the process's loop with code: nothing more is called back. */
 void lc__core_exit(lc__core *core, int code);
 
+/* The process is done (a stopped worker drained): its loop ends as if it
+ * ran dry, the app's "exit" listeners run, whatever timers remain. */
+void lc__core_finish(lc__core *core);
+
 /* Closes every handle, runs their close callbacks and closes the loop. */
 void lc__loop_shutdown(lc__core *core);
 
 /* signals.c: names of signals both ways ("SIGTERM" <-> 15; 0 / "SIGUNKNOWN"). */
 int lc__signal_number(const char *name);
 const char *lc__signal_name(int signum);
+/* The process's default actions on signals its app does not take (see
+ * signals.c); 0 or a UV_E* code. */
+int lc__signals_open(lc__core *core);
+/* The app listens for signum (on = 0) or stopped listening (on = 1): its
+ * listener replaces the default action. */
+void lc__signal_default(lc__core *core, int signum, int on);
 
 /* Scheduling policy names ("rr", ...): 0 / "rr" for unknown. */
 int lc__sched_from_name(const char *name);

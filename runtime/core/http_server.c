@@ -52,7 +52,8 @@ struct lc__http_conn {
   int close_after; /* end the connection after the current response */
   int draining;    /* the server is closing */
   int paused;      /* parsing waits for a response to finish */
-  int peer_done;   /* the client sent FIN: close once answered */
+  int peer_done;   /* the client sent FIN: close once answered (what it
+                      pipelined before; a pending answer is aborted) */
   int client_close; /* the client did not allow another request */
   int want_drain;  /* the user waits for on_drain */
   int out_full;    /* parsing waits for the answers to be sent */
@@ -578,8 +579,19 @@ static void http_on_read(lc__conn *c, const char *data, size_t len) {
 static void http_on_eof(lc__conn *c) {
   lc__http_conn *h = c->data;
 
+  if (h != NULL && h->busy) {
+    /* The client went away while its answer was pending (Node's rule for
+     * a server that does not keep half-open connections): the app hears
+     * "aborted", a late answer goes nowhere, and the connection ends after
+     * what is queued. A drain never waits on it. */
+    h->busy = 0;
+    h->seq++;
+    h->cfg->cb->on_abort(h);
+    lc__conn_close_when_written(c);
+    return;
+  }
   /* The client is done sending: answer what it sent, then close. */
-  if (h != NULL && (h->busy || h->paused || lc__buf_size(&h->pending) > 0)) {
+  if (h != NULL && (h->paused || lc__buf_size(&h->pending) > 0)) {
     h->peer_done = 1;
     return;
   }

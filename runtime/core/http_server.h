@@ -23,7 +23,8 @@ typedef struct lc__http_server_cb {
   /* A piece of its body; and the end of it. */
   void (*on_body)(lc__http_conn *hc, const char *data, size_t len);
   void (*on_end)(lc__http_conn *hc);
-  /* The connection closed before the current response was finished. */
+  /* The client went away (FIN or reset) before the current response was
+   * finished: a late answer goes nowhere. */
   void (*on_abort)(lc__http_conn *hc);
   /* The response that was told "backlogged" may write again. */
   void (*on_drain)(lc__http_conn *hc);

@@ -9,15 +9,16 @@
  *                each time up to 15 s; the wait resets once a worker has
  *                stayed up 30 s. Exit code 78 (the script cannot load) is
  *                not restarted.
- *   SIGUSR2      rolling reload (also `luacluster reload`): slot by slot,
+ *   SIGUSR2/HUP  rolling reload (also `luacluster reload`): slot by slot,
  *                start a new worker, wait until it is ready (listening, or
  *                process.send("ready") with --wait-ready), then disconnect
  *                the old one. A new worker that dies or is not ready within
  *                --listen-timeout ends the reload; the old workers serve on.
- *   SIGTERM/INT  graceful stop (also `luacluster stop`): stop accepting,
- *                every worker finishes its in-flight requests; those still
- *                busy after --kill-timeout get SIGKILL; exit 0. A second
- *                SIGINT stops at once.
+ *   SIGTERM/INT  graceful stop (also `luacluster stop`; SIGQUIT too):
+ *                stop accepting, every worker finishes its in-flight
+ *                requests; those still busy after --kill-timeout get
+ *                SIGKILL; exit 0. A second SIGINT stops at once.
+ *   SIGUSR1      reopen the log file (--log), and every worker its own.
  *   health       every second: a worker over --max-memory is replaced
  *                gracefully; one whose loop misses heartbeats for
  *                --heartbeat-timeout is killed and restarted.
@@ -590,8 +591,13 @@ static void on_signal(uv_signal_t *handle, int signum) {
   lc__manager *m = handle->data;
   lc__retiree *r;
 
-  if (signum == SIGUSR2) {
+  if (signum == SIGUSR2 || signum == SIGHUP) {
     lc__manager_reload(m, NULL);
+    return;
+  }
+  if (signum == SIGUSR1) {
+    lc__log_reopen();
+    lc__workers_signal(m->core, SIGUSR1);
     return;
   }
   if (signum == SIGINT && m->stopping) {
@@ -616,7 +622,7 @@ static int count_workers(lc__core *core) {
 }
 
 int lc__manager_run(lc__core *core) {
-  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2};
+  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGUSR1};
   lc__manager m;
   lc__retiree *r;
   int i, code;

@@ -46,7 +46,7 @@ typedef struct lc__retiree {
 
 struct lc__manager {
   lc__owner owner;
-  uv_signal_t signals[5];
+  uv_signal_t signals[6];
   uv_timer_t tick;
   lc__core *core;
   lc__slot **slots;

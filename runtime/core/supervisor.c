@@ -212,7 +212,7 @@ static int is_worker_var(const char *kv) {
   static const char *names[] = {LC__ENV_WORKER_ID, LC__ENV_CHANNEL_FD,
                                 LC__ENV_MASTER_PID, LC__ENV_EXEC,
                                 LC__ENV_ARGC, LC__ENV_INSTANCE,
-                                LC__ENV_MAX_MESSAGE};
+                                LC__ENV_MAX_MESSAGE, LC__ENV_LOG};
   size_t i, n;
 
   for (i = 0; i < LC__ARRAY_SIZE(names); i++) {
@@ -227,14 +227,15 @@ static int is_worker_var(const char *kv) {
  * variables it carried, plus this worker's (kept in `own`, which must live
  * until the spawn). */
 static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
-                         char own[7][ENV_ROW]) {
+                         char own[8][ENV_ROW]) {
   char **src = spec->env ? spec->env : environ;
+  const char *log = w->core->opts.log_path;
   char **env;
   size_t n = 0, i, k = 0;
 
   while (src[n] != NULL)
     n++;
-  env = calloc(n + 8, sizeof(char *));
+  env = calloc(n + 9, sizeof(char *));
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++)
@@ -252,6 +253,11 @@ static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
     env[k++] = own[i];
   if (spec->instance < 0)
     k--; /* only managed workers have an instance number */
+  /* A silent worker's output goes nowhere, not to the log file. */
+  if (log != NULL && !spec->silent) {
+    snprintf(own[7], ENV_ROW, "%s=%s", LC__ENV_LOG, log);
+    env[k++] = own[7];
+  }
   env[k] = NULL;
   return env;
 }
@@ -276,7 +282,7 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
                                 int child_fd) {
   uv_process_options_t opts;
   uv_stdio_container_t stdio[4];
-  char own[7][ENV_ROW];
+  char own[8][ENV_ROW];
   char **env = worker_env(w, spec, own);
   char **args = worker_args(w->core, spec);
   int err = UV_ENOMEM;
@@ -383,9 +389,16 @@ void lc__worker_disconnect(lc__worker *w) {
 }
 
 int lc__worker_kill(lc__worker *w, int signum) {
-  w->exited_after_disconnect = 1;
   if (w->dead)
     return UV_ESRCH;
   lc__dispatch_worker_gone(w);
   return uv_process_kill(&w->process, signum);
+}
+
+void lc__workers_signal(lc__core *core, int signum) {
+  lc__worker *w;
+
+  for (w = core->sup ? core->sup->workers : NULL; w != NULL; w = w->next)
+    if (!w->dead)
+      uv_process_kill(&w->process, signum);
 }

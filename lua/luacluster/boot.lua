@@ -1,6 +1,6 @@
 -- luacluster.boot: runs first in every Lua state, before the app script.
--- It makes the globals an app expects: process, cluster, http, net, the
--- timer functions, and os.cpus() / os.hostname().
+-- It makes the globals an app expects: process, cluster, http, net,
+-- console, the timer functions, and os.cpus() / os.hostname().
 
 local core = require("luacluster.core")
 
@@ -13,6 +13,7 @@ process = require("process")
 cluster = require("cluster")
 net = require("net")
 http = require("http")
+console = require("console")
 
 local timers = require("timers")
 setTimeout = timers.setTimeout

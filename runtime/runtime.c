@@ -28,6 +28,8 @@ void lc_options_init(lc_options *opts) {
   opts->max_message_size = 64 * 1024 * 1024;
   opts->kill_timeout_ms = 5000;
   opts->listen_timeout_ms = 10000;
+  opts->min_uptime_ms = 1000;
+  opts->max_restarts = 10;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -220,6 +222,8 @@ static void fill_core(lc_runtime *rt) {
   core->opts.wait_ready = rt->opts.wait_ready;
   core->opts.control_path = rt->opts.control_path;
   core->opts.log_path = rt->opts.log_path;
+  core->opts.min_uptime_ms = rt->opts.min_uptime_ms;
+  core->opts.max_restarts = rt->opts.max_restarts;
   core->script = rt->script;
   core->args = rt->args;
   core->nargs = rt->nargs;

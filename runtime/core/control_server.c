@@ -120,6 +120,25 @@ static void status_row(lc__buf *out, int json, const lc__slot *slot,
   lc__buf_puts(out, row);
 }
 
+/* An instance left empty for good: no worker, state "errored". */
+static void errored_row(lc__buf *out, int json, const lc__slot *slot,
+                        int *first) {
+  char row[256];
+
+  if (json)
+    snprintf(row, sizeof(row),
+             "%s{\"id\":null,\"instance\":%d,\"pid\":null,\"state\":"
+             "\"errored\",\"uptime_ms\":0,\"restarts\":%d,\"rss\":0,"
+             "\"cpu\":0.0,\"requests\":0}",
+             *first ? "" : ",", slot->instance, slot->restarts);
+  else
+    snprintf(row, sizeof(row), "%-6s %-8d %-8s %-14s %8.1fs %8d %8.1fM %6.1f%% "
+             "%10d\n", "-", slot->instance, "-", "errored", 0.0,
+             slot->restarts, 0.0, 0.0, 0);
+  *first = 0;
+  lc__buf_puts(out, row);
+}
+
 static void reply_status(lc__control_client *client, int json) {
   lc__manager *m = client->m;
   uint64_t now;
@@ -149,6 +168,9 @@ static void reply_status(lc__control_client *client, int json) {
   lc__buf_puts(&out, head);
   for (i = 0; i < m->nslots; i++) {
     lc__slot *slot = m->slots[i];
+    if (slot->w == NULL && slot->incoming == NULL && !slot->removed &&
+        (slot->errored || slot->fatal))
+      errored_row(&out, json, slot, &first);
     if (slot->w != NULL)
       status_row(&out, json, slot, slot->w, &slot->sample, now, &first);
     if (slot->incoming != NULL)

@@ -67,6 +67,8 @@ typedef struct lc__core_options {
   int wait_ready;                /* ready = process.send("ready") */
   const char *control_path;      /* NULL: derived from the script */
   const char *log_path;          /* --log FILE, or NULL */
+  unsigned min_uptime_ms;        /* sooner exits are quick failures */
+  unsigned max_restarts;         /* quick failures before "errored"; 0: none */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;

@@ -720,16 +720,18 @@ int lc__manager_run(lc__core *core) {
   m.tick.data = &m;
   uv_timer_start(&m.tick, on_tick, TICK_MS, TICK_MS);
   uv_unref((uv_handle_t *)&m.tick);
-  lc__control_listen(&m);
-
-  lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
   for (i = 0; i < m.nslots; i++)
     if ((m.slots[i] = slot_new(&m, i)) == NULL)
       return 1;
-  for (i = 0; i < m.nslots; i++)
-    slot_start(m.slots[i]);
 
-  uv_run(&core->loop, UV_RUN_DEFAULT);
+  if (lc__control_listen(&m) == UV_EPERM) {
+    m.exit_code = 1; /* an unsafe control directory: start nothing */
+  } else {
+    lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);
+    for (i = 0; i < m.nslots; i++)
+      slot_start(m.slots[i]);
+    uv_run(&core->loop, UV_RUN_DEFAULT);
+  }
   code = m.exit_code;
   lc__control_close(&m);
   /* Whatever still holds a worker lets go (all have exited by now); the

@@ -92,6 +92,7 @@ typedef struct lc__core {
   int nargs;
   const char *exe_path;
   uint64_t start_ns;
+  unsigned long long fds_logged_ms; /* "out of file descriptors", at most 1/s */
 
   int exit_code;
   int exiting;       /* an exit was asked: call no more into the app */

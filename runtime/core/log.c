@@ -143,3 +143,12 @@ void lc__log_reopen(void) {
   else
     lc__log(LC__LOG_DEBUG, "reopened the log file %s", log_path);
 }
+
+int lc__log_due(unsigned long long *last_ms, unsigned every_ms) {
+  unsigned long long now = uv_hrtime() / 1000000;
+
+  if (*last_ms != 0 && now - *last_ms < every_ms)
+    return 0;
+  *last_ms = now;
+  return 1;
+}

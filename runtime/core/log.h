@@ -24,5 +24,8 @@ int lc__log_level_from_name(const char *name);
 int lc__log_open(const char *path);
 /* Opens the log file again (after logrotate moved it): SIGUSR1. */
 void lc__log_reopen(void);
+/* For a condition that can repeat fast (out of descriptors): 1 when the
+ * last line about it, at *last_ms, is every_ms old (and *last_ms is now). */
+int lc__log_due(unsigned long long *last_ms, unsigned every_ms);
 
 #endif

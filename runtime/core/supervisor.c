@@ -123,8 +123,9 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
       w->ev->on_message(w, f->payload, f->payload_len);
     return;
   }
-  if (fd >= 0) {
-    close(fd); /* workers never send descriptors */
+  if (fd != -1) {
+    if (fd >= 0)
+      close(fd); /* workers never send descriptors */
     lc__channel_close(ch, UV_EPROTO, "descriptor sent by a worker");
     return;
   }

@@ -49,8 +49,10 @@ enum lc__server_state {
 
 struct lc__server {
   lc__owner owner;
-  uv_tcp_t listener; /* when this process accepts */
+  uv_poll_t listener; /* when this process accepts: readable listen_fd */
+  int listen_fd;
   int has_listener;
+  int polling;
   lc__core *core;
   uint32_t id;
   int state;

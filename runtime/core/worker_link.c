@@ -62,6 +62,8 @@ static void link_begin_disconnect(lc__worker_link *link) {
   lc__servers_drain(link->core, link_on_drained);
 }
 
+/* A control record (fd -1), or a HANDLE frame's record and its descriptor
+ * (or LC__CHANNEL_FD_LOST: shared_listen.c refuses the connection). */
 static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   lc__worker_link *link = ch->data;
 
@@ -75,7 +77,7 @@ static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   case LC__CTL_LISTEN_REPLY:
   case LC__CTL_CONNECTION:
   case LC__CTL_LISTENER:
-    if ((c->cmd == LC__CTL_LISTEN_REPLY) != (fd < 0)) {
+    if ((c->cmd == LC__CTL_LISTEN_REPLY) != (fd == -1)) {
       if (fd >= 0)
         close(fd);
       lc__channel_close(ch, UV_EPROTO, "descriptor and command disagree");

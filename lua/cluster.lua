@@ -31,6 +31,7 @@ cluster.workers = {}
 -- Worker objects ---------------------------------------------------------------
 
 local Worker = EventEmitter.extend({})
+cluster.Worker = Worker
 
 local function new_worker(fields)
   local w = setmetatable(fields, Worker)
@@ -88,18 +89,27 @@ local function merged_settings()
   }
 end
 
--- setupMaster{exec=, args=, silent=}: what later forks run.
+-- setupMaster{exec=, args=, silent=}: what later forks run. Without args,
+-- they are process.argv's as it is now (Node); "setup" is emitted on the
+-- next tick, so a listener added right after the call hears it.
 function cluster.setupMaster(settings)
   settings = settings or {}
-  for k, v in pairs(settings) do cluster.settings[k] = v end
   if settings.exec ~= nil and type(settings.exec) ~= "string" then
     error("settings.exec must be a path", 2)
+  end
+  for k, v in pairs(settings) do cluster.settings[k] = v end
+  if cluster.settings.args == nil then
+    local args = {}
+    for i = 3, #process.argv do args[#args + 1] = process.argv[i] end
+    cluster.settings.args = args
   end
   local s = merged_settings()
   for k, v in pairs(s) do
     if cluster.settings[k] == nil then cluster.settings[k] = v end
   end
-  cluster:emit("setup", cluster.settings)
+  local snapshot = {}
+  for k, v in pairs(cluster.settings) do snapshot[k] = v end
+  timers.setImmediate(function() cluster:emit("setup", snapshot) end)
 end
 cluster.setupPrimary = cluster.setupMaster
 
@@ -114,8 +124,16 @@ local function check_all_gone()
   for _, fn in ipairs(waiters) do fn() end
 end
 
+local function emit_fork(worker)
+  if worker._fork_pending then
+    worker._fork_pending = nil
+    cluster:emit("fork", worker)
+  end
+end
+
 -- What C tells a worker object in the master.
 local function on_worker_event(worker, event, a, b)
+  emit_fork(worker)
   if event == "online" then
     worker.state = "online"
     worker:emit("online")
@@ -135,6 +153,8 @@ local function on_worker_event(worker, event, a, b)
   elseif event == "exit" then
     worker.state = "dead"
     worker.exitedAfterDisconnect = worker._handle:info().exitedAfterDisconnect
+    worker.process.exitCode = a
+    worker.process.signalCode = b
     cluster.workers[worker.id] = nil
     worker:emit("exit", a, b)
     cluster:emit("exit", worker, a, b)
@@ -166,7 +186,10 @@ function cluster.fork(env)
     kill = function(_, signal) return handle:kill(signal or "SIGTERM") end,
   }
   cluster.workers[worker.id] = worker
-  timers.setImmediate(function() cluster:emit("fork", worker) end)
+  -- "fork" comes on the next tick (Node), and always before anything the
+  -- worker itself makes happen, however fast it starts.
+  worker._fork_pending = true
+  timers.setImmediate(function() emit_fork(worker) end)
   return worker
 end
 
@@ -213,6 +236,11 @@ local function worker_side()
 
   function me:isConnected() return core.connected() end
   function me:isDead() return false end
+
+  -- process.disconnect(): this worker's disconnect, as in Node; and the
+  -- process's "error" events reach cluster.worker's listeners.
+  function process.disconnect() return me:disconnect() end
+  process.on("error", function(...) me:emit("error", ...) end)
 
   -- What the channel to the master tells this worker.
   function me._native(_, event, msg)

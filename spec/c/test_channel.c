@@ -400,11 +400,13 @@ static int fill_fds(int *fds, int max, int *full) {
 /* Writes a frame to a raw socket, with fd attached (or none for -1). */
 static void raw_send(int raw, int type, const void *payload, size_t len,
                      int fd) {
-  char frame[LC__FRAME_HEADER_SIZE + 64], control[CMSG_SPACE(sizeof(int))];
+  char frame[LC__FRAME_HEADER_SIZE + sizeof(lc__control)];
+  char control[CMSG_SPACE(sizeof(int))];
   struct msghdr msg;
   struct iovec iov;
   struct cmsghdr *cm;
 
+  CHECK(len <= sizeof(lc__control));
   lc__frame_header(frame, type, (uint32_t)len);
   memcpy(frame + LC__FRAME_HEADER_SIZE, payload, len);
   memset(&msg, 0, sizeof(msg));

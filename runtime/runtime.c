@@ -337,11 +337,13 @@ static int run_lua_role(lc_runtime *rt) {
 
   if (code != 0)
     return code;
+  /* Before any Lua runs: a listener the app (or a hook) adds replaces the
+   * default action it finds in place. */
+  if (lc__signals_open(core) != 0)
+    return 1;
   if (lc__core_on_close(core, close_lua, rt) != 0 || lc__lua_open(rt) == NULL)
     return 1;
   if (core->role == LC__ROLE_WORKER && lc__lua_link_open(rt) != 0)
-    return 1;
-  if (lc__signals_open(core) != 0)
     return 1;
   code = lc__lua_run_app(rt);
   if (code == 0) {

@@ -8,11 +8,11 @@
  * SIGTERM or SIGINT: it drains like a disconnect (its servers finish their
  * in-flight requests) and then exits; a second one exits at once. A worker
  * ignores SIGHUP (a terminal hanging up) and SIGUSR2 (a reload signal sent
- * to the group): the master decides. Every process
- * reopens its log file on SIGUSR1, and a master passes it on to its
- * workers. An app listening for a signal (process.on("SIGTERM")) replaces
- * the default action, except SIGUSR1's log reopening, which always runs.
- * Managed mode's master has its own actions (manager.c).
+ * to the group): the master decides. Every process reopens its log file on
+ * SIGUSR1, and a master passes it on to its workers. An app listening for
+ * a signal (process.on("SIGTERM")) replaces the default action, except
+ * SIGUSR1's log reopening, which always runs. Managed mode's master has its
+ * own actions (manager.c).
  */
 #include <signal.h>
 #include <stdlib.h>

@@ -80,6 +80,17 @@ typedef struct lc_options {
   const char *control_path;
   /* Managed mode: "addr:port" to serve Prometheus metrics on (NULL: none). */
   const char *metrics;
+  /* Where stdout and stderr go (the runtime's log lines and the app's
+   * output), appended, in the master and every worker; SIGUSR1 reopens it
+   * (for logrotate). NULL: the inherited stdout and stderr. */
+  const char *log_path;
+  /* Managed mode: a worker that exits sooner than this many milliseconds
+   * after it started failed quickly (PM2's min_uptime; 1000). */
+  unsigned min_uptime_ms;
+  /* Managed mode: after this many quick failures in a row an instance is
+   * "errored" and not restarted; when every instance is, the master exits 1
+   * (PM2's max_restarts; 10; 0: restart for ever, with backoff). */
+  unsigned max_restarts;
 } lc_options;
 
 /* Fills opts with the defaults. */

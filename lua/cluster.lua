@@ -32,6 +32,7 @@ cluster.workers = {}
 -- Worker objects ---------------------------------------------------------------
 
 local Worker = EventEmitter.extend({})
+cluster.Worker = Worker
 
 local function new_worker(fields)
   local w = setmetatable(fields, Worker)
@@ -55,9 +56,11 @@ local function master_worker_methods()
     return self
   end
 
-  -- kill([signal]): disconnects and signals (default "SIGTERM").
+  -- kill([signal]): signals the worker (default "SIGTERM", which it takes
+  -- as a stop: it drains, disconnects itself and exits 0). As in Node 20,
+  -- only a worker that disconnects itself counts as exitedAfterDisconnect:
+  -- after kill("SIGKILL") it stays false.
   function Worker:kill(signal)
-    self.exitedAfterDisconnect = true
     if self.state ~= "dead" then
       self._handle:kill(signal or "SIGTERM")
     end
@@ -87,28 +90,46 @@ local function merged_settings()
   }
 end
 
--- setupMaster{exec=, args=, silent=}: what later forks run.
+-- setupMaster{exec=, args=, silent=}: what later forks run. Without args,
+-- they are process.argv's as it is now (Node); "setup" is emitted on the
+-- next tick, so a listener added right after the call hears it.
 function cluster.setupMaster(settings)
   settings = settings or {}
-  for k, v in pairs(settings) do cluster.settings[k] = v end
   if settings.exec ~= nil and type(settings.exec) ~= "string" then
     error("settings.exec must be a path", 2)
+  end
+  for k, v in pairs(settings) do cluster.settings[k] = v end
+  if cluster.settings.args == nil then
+    local args = {}
+    for i = 3, #process.argv do args[#args + 1] = process.argv[i] end
+    cluster.settings.args = args
   end
   local s = merged_settings()
   for k, v in pairs(s) do
     if cluster.settings[k] == nil then cluster.settings[k] = v end
   end
-  cluster:emit("setup", cluster.settings)
+  local snapshot = {}
+  for k, v in pairs(cluster.settings) do snapshot[k] = v end
+  timers.setImmediate(function() cluster:emit("setup", snapshot) end)
 end
 cluster.setupPrimary = cluster.setupMaster
 
--- "fork" comes first, as Node's (next tick) does: it is emitted on the next
--- iteration, or before the worker's first event if that comes sooner (a
--- loaded machine can run the new worker before the master's next check).
+-- cluster.disconnect() callbacks: run once every worker has disconnected
+-- and exited, with cluster.workers empty (Node).
+local disconnect_waiters = {}
+
+local function check_all_gone()
+  if next(cluster.workers) ~= nil or #disconnect_waiters == 0 then return end
+  local waiters = disconnect_waiters
+  disconnect_waiters = {}
+  for _, fn in ipairs(waiters) do fn() end
+end
+
 local function emit_fork(worker)
-  if worker._fork_told then return end
-  worker._fork_told = true
-  cluster:emit("fork", worker)
+  if worker._fork_pending then
+    worker._fork_pending = nil
+    cluster:emit("fork", worker)
+  end
 end
 
 -- What C tells a worker object in the master.
@@ -133,9 +154,12 @@ local function on_worker_event(worker, event, a, b)
   elseif event == "exit" then
     worker.state = "dead"
     worker.exitedAfterDisconnect = worker._handle:info().exitedAfterDisconnect
+    worker.process.exitCode = a
+    worker.process.signalCode = b
     cluster.workers[worker.id] = nil
     worker:emit("exit", a, b)
     cluster:emit("exit", worker, a, b)
+    check_all_gone()
   elseif event == "error" then
     -- the runtime has logged it; listeners may act on it
     if worker:listenerCount("error") > 0 then worker:emit("error", a) end
@@ -163,26 +187,25 @@ function cluster.fork(env)
     kill = function(_, signal) return handle:kill(signal or "SIGTERM") end,
   }
   cluster.workers[worker.id] = worker
-  timers.setImmediate(emit_fork, worker)
+  -- "fork" comes on the next tick (Node), and always before anything the
+  -- worker itself makes happen, however fast it starts.
+  worker._fork_pending = true
+  timers.setImmediate(function() emit_fork(worker) end)
   return worker
 end
 
--- disconnect([fn]): disconnects every worker; fn runs when all are.
+-- disconnect([fn]): disconnects every worker; fn runs once every worker has
+-- disconnected and exited (cluster.workers is empty then).
 function cluster.disconnect(fn)
   if not cluster.isMaster then error("cluster.disconnect() is only for the master", 2) end
-  local pending = 0
-  local function done()
-    pending = pending - 1
-    if pending == 0 and fn then fn() end
-  end
+  if fn ~= nil and type(fn) ~= "function" then error("callback must be a function", 2) end
   for _, w in pairs(cluster.workers) do
-    if w.state ~= "disconnected" and w.state ~= "dead" then
-      pending = pending + 1
-      w:once("disconnect", done)
-      w:disconnect()
-    end
+    if w.state ~= "disconnected" and w.state ~= "dead" then w:disconnect() end
   end
-  if pending == 0 and fn then timers.setImmediate(fn) end
+  if fn then
+    disconnect_waiters[#disconnect_waiters + 1] = fn
+    if next(cluster.workers) == nil then timers.setImmediate(check_all_gone) end
+  end
 end
 
 -- In a worker ---------------------------------------------------------------------
@@ -203,14 +226,22 @@ local function worker_side()
     return self
   end
 
+  -- kill(): as Node's worker.kill() in a worker: disconnect (the master
+  -- counts it as exitedAfterDisconnect), then exit 0.
   function me:kill()
-    self.exitedAfterDisconnect = true
-    process.exit(0)
+    if not core.connected() then process.exit(0) end
+    process:once("disconnect", function() process.exit(0) end)
+    self:disconnect()
   end
   me.destroy = me.kill
 
   function me:isConnected() return core.connected() end
   function me:isDead() return false end
+
+  -- process.disconnect(): this worker's disconnect, as in Node; and the
+  -- process's "error" events reach cluster.worker's listeners.
+  function process.disconnect() return me:disconnect() end
+  process.on("error", function(...) me:emit("error", ...) end)
 
   -- What the channel to the master tells this worker.
   function me._native(_, event, msg)

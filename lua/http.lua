@@ -8,11 +8,12 @@
 --   end):listen(8080)
 --
 -- req: method, url, httpVersion, headers (lower-case keys), socket
--- (remoteAddress, remotePort); events "data", "end", "aborted".
+-- (remoteAddress, remotePort); events "data", "end", "aborted", "close".
 -- res: statusCode, statusMessage, setHeader, getHeader, hasHeader,
 -- removeHeader, getHeaders, writeHead(status[, message][, headers]),
 -- write(chunk) (false once 16 KiB wait to be sent: then "drain"),
--- finish([chunk]) (also res["end"]), headersSent, finished.
+-- finish([chunk]) (also res["end"]), headersSent, finished; events "finish",
+-- "close" (after finish, or when the client went away first), "drain".
 --
 -- A handler that raises an error answers its client 500 (or drops the
 -- connection when the head already went out), logs the traceback, and the
@@ -59,9 +60,18 @@ IncomingMessage.__index = function(self, key)
   return IncomingMessage[key]
 end
 
--- C tells a request "data" (a body chunk), "end" and "aborted".
+-- C tells a request "data" (a body chunk), "end" and "aborted" (the client
+-- went away before its response finished: the response hears "close").
 function IncomingMessage:_native(event, ...)
-  if event == "end" then self.complete = true end
+  if event == "end" then
+    self.complete = true
+  elseif event == "aborted" then
+    self.aborted = true
+    self:emit("aborted")
+    local res = rawget(self, "_res")
+    if res then res:emit("close") end
+    return self:emit("close")
+  end
   return self:emit(event, ...)
 end
 
@@ -184,11 +194,14 @@ function ServerResponse:writeHead(status, message, headers)
 end
 
 local function send(self, chunk, finish)
-  if self.finished then
-    if finish then return false end
-    error("write after end", 3)
+  if self.finished then error("write after end", 3) end
+  -- Strings, and numbers as Lua's own string arguments take them; anything
+  -- else is a mistake that must not go out as "table: 0x...".
+  local t = type(chunk)
+  if chunk ~= nil and t ~= "string" and t ~= "number" then
+    error(("res:%s: the chunk must be a string, got a %s")
+          :format(finish and "finish" or "write", t), 3)
   end
-  if chunk ~= nil and type(chunk) ~= "string" then chunk = tostring(chunk) end
   -- http_write raises on a bad header: nothing is sent then, and _fail()
   -- can still answer 500.
   local ok, below = http_write(self._conn, self._seq, self.statusCode,
@@ -198,6 +211,7 @@ local function send(self, chunk, finish)
     self.finished = true
     self.writableEnded = true
     self:emit("finish")
+    self:emit("close")
   end
   return ok and below
 end
@@ -288,7 +302,9 @@ function Server:_native(event, a, b)
   end
   local req = setmetatable(a, IncomingMessage)
   local res = setmetatable({ _conn = req._conn, _seq = req._seq, statusCode = 200,
-                             req = req }, ServerResponse)
+                             req = req, headersSent = false, finished = false },
+                           ServerResponse)
+  req._res = res
   spawn(handle, self, req, res)
 end
 

@@ -30,9 +30,13 @@ function Server.new(kind, class)
   return self
 end
 
--- listen(port[, host][, backlog][, fn]) or listen{port=, host=, backlog=, ipv6Only=}
+-- listen(port[, host][, backlog][, fn]) or listen{port=, host=, backlog=, ipv6Only=};
+-- listen() and listen(fn) take a free port (0), as in Node.
 function Server:listen(port, host, backlog, fn)
   local opts
+  if type(port) == "function" then
+    port, host, backlog, fn = nil, nil, nil, port
+  end
   if type(port) == "table" then
     opts = port
     fn = host
@@ -47,6 +51,10 @@ function Server:listen(port, host, backlog, fn)
   end
   if fn then self:once("listening", fn) end
   if self._configure then self:_configure() end
+  -- An error says what it was about (Node: "listen EADDRINUSE: address
+  -- already in use 127.0.0.1:8080").
+  self._listen_host = opts.host or "0.0.0.0"
+  self._listen_port = p
   local status, msg, code = self._handle:listen(self, opts.host, p, opts.backlog,
                                                  opts.ipv6Only)
   if not status then
@@ -68,8 +76,12 @@ function Server:_native(event, a, b)
                              family = ip:find(":", 1, true) and "IPv6" or "IPv4" }
     self:emit("listening")
   elseif event == "error" then
-    local err = { message = a, code = b }
-    setmetatable(err, { __tostring = function(e) return e.code .. ": " .. e.message end })
+    local host, port = self._listen_host, self._listen_port
+    local where = host:find(":", 1, true) and ("[" .. host .. "]:" .. port)
+                  or (host .. ":" .. port)
+    local err = { message = ("listen %s: %s %s"):format(b, a, where), code = b,
+                  syscall = "listen", address = host, port = port }
+    setmetatable(err, { __tostring = function(e) return e.message end })
     self:emit("error", err)
   elseif event == "close" then
     self.listening = false

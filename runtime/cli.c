@@ -34,13 +34,21 @@ static void usage(FILE *out) {
     "  --max-memory SIZE       managed: restart a worker over SIZE RSS\n"
     "                          (e.g. 200M, 1G)\n"
     "  --heartbeat-timeout MS  managed: restart a worker whose loop stops\n"
-    "                          answering for MS\n"
+    "                          answering for MS (0: off, else at least 400)\n"
+    "  --min-uptime MS         managed: a worker that exits sooner failed\n"
+    "                          quickly (1000)\n"
+    "  --max-restarts N        managed: quick failures in a row before an\n"
+    "                          instance is errored, no longer restarted (10;\n"
+    "                          0: no limit); all errored: the master exits 1\n"
     "  --max-message-size N    largest IPC message in bytes (64 MiB)\n"
     "  --control PATH          managed: the control socket (default\n"
     "                          /tmp/luacluster-UID/APP-HASH.sock)\n"
     "  --metrics ADDR:PORT     managed: serve Prometheus metrics there\n"
     "  --shared NAME=SIZE      a shared dict, require(\"shared\").NAME in\n"
     "                          every worker (e.g. cache=64m; repeatable)\n"
+    "  --log FILE              runtime log lines and the app's output go to\n"
+    "                          FILE (appended); SIGUSR1 reopens it; also\n"
+    "                          LUACLUSTER_LOG\n"
     "\n"
     "commands (to a running managed master, found by its app script, by\n"
     "--control, or as the only one running):\n"
@@ -67,6 +75,10 @@ static int parse_uint(const char *flag, const char *s, unsigned long long *out) 
     fprintf(stderr, "luacluster: %s needs a value\n", flag);
     return -1;
   }
+  if (*s < '0' || *s > '9') { /* strtoull takes "-5" and " 5" too */
+    fprintf(stderr, "luacluster: %s: not a number: %s\n", flag, s);
+    return -1;
+  }
   v = strtoull(s, &end, 10);
   switch (*end) {
   case 'k': case 'K': v <<= 10; end++; break;
@@ -80,6 +92,29 @@ static int parse_uint(const char *flag, const char *s, unsigned long long *out) 
   }
   *out = v;
   return 0;
+}
+
+/* Values a flag cannot mean: a clear message rather than a surprise. */
+static int check_range(const char *flag, unsigned long long v) {
+  const char *why = NULL;
+
+  int ms = strstr(flag, "timeout") != NULL || !strcmp(flag, "--min-uptime");
+
+  if (ms && v > 86400000ULL)
+    why = "ms is more than a day";
+  else if (!strcmp(flag, "--max-restarts") && v > 1000000)
+    why = "is more than a million";
+  else if (!strcmp(flag, "--heartbeat-timeout") && v > 0 && v < 400)
+    why = "must be 0 (off) or at least 400 ms: the master pings a quarter "
+          "of it apart, at most every 100 ms";
+  else if (!strcmp(flag, "--listen-timeout") && v == 0)
+    why = "must be more than 0 ms";
+  else if (!strcmp(flag, "--max-message-size") && (v == 0 || v > 0xffffffffULL))
+    why = "must be from 1 byte to 4 GiB";
+  if (why == NULL)
+    return 0;
+  fprintf(stderr, "luacluster: %s %llu %s\n", flag, v, why);
+  return -1;
 }
 
 static int parse_workers(const char *s, int *out) {
@@ -107,6 +142,9 @@ static int parse(int argc, char **argv, lc_options *opts,
   int i;
 
   *code = 1;
+  env = getenv("LUACLUSTER_LOG");
+  if (env != NULL && *env != '\0')
+    opts->log_path = env;
   env = getenv("LUACLUSTER_WORKERS");
   /* A config file's workers (already in opts) beat the environment. */
   if (env != NULL && *env != '\0' && opts->workers == 0 &&
@@ -137,6 +175,13 @@ static int parse(int argc, char **argv, lc_options *opts,
       }
       opts->sched_policy = val;
       i++;
+    } else if (!strcmp(a, "--log")) {
+      if (val == NULL || *val == '\0') {
+        fprintf(stderr, "luacluster: --log needs a file\n");
+        return -1;
+      }
+      opts->log_path = val;
+      i++;
     } else if (!strcmp(a, "--control")) {
       if (val == NULL) {
         fprintf(stderr, "luacluster: --control needs a path\n");
@@ -161,8 +206,9 @@ static int parse(int argc, char **argv, lc_options *opts,
       opts->wait_ready = 1;
     } else if (!strcmp(a, "--kill-timeout") || !strcmp(a, "--listen-timeout") ||
                !strcmp(a, "--heartbeat-timeout") ||
+               !strcmp(a, "--min-uptime") || !strcmp(a, "--max-restarts") ||
                !strcmp(a, "--max-memory") || !strcmp(a, "--max-message-size")) {
-      if (parse_uint(a, val, &v) != 0)
+      if (parse_uint(a, val, &v) != 0 || check_range(a, v) != 0)
         return -1;
       if (!strcmp(a, "--kill-timeout"))
         opts->kill_timeout_ms = (unsigned)v;
@@ -170,6 +216,10 @@ static int parse(int argc, char **argv, lc_options *opts,
         opts->listen_timeout_ms = (unsigned)v;
       else if (!strcmp(a, "--heartbeat-timeout"))
         opts->heartbeat_timeout_ms = (unsigned)v;
+      else if (!strcmp(a, "--min-uptime"))
+        opts->min_uptime_ms = (unsigned)v;
+      else if (!strcmp(a, "--max-restarts"))
+        opts->max_restarts = (unsigned)v;
       else if (!strcmp(a, "--max-memory"))
         opts->max_memory = (size_t)v;
       else

@@ -30,6 +30,8 @@ void lc_options_init(lc_options *opts) {
   opts->max_message_size = 64 * 1024 * 1024;
   opts->kill_timeout_ms = 5000;
   opts->listen_timeout_ms = 10000;
+  opts->min_uptime_ms = 1000;
+  opts->max_restarts = 10;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -47,6 +49,7 @@ int lc_new(lc_runtime **out, const lc_options *opts) {
   rt->opts.sched_policy = dup_or_null(opts->sched_policy);
   rt->opts.control_path = dup_or_null(opts->control_path);
   rt->opts.metrics = dup_or_null(opts->metrics);
+  rt->opts.log_path = dup_or_null(opts->log_path);
   rt->opts.argv = NULL;
   rt->opts.argc = 0;
   if (rt->opts.max_message_size == 0)
@@ -154,6 +157,7 @@ void lc_free(lc_runtime *rt) {
   free((char *)rt->opts.sched_policy);
   free((char *)rt->opts.control_path);
   free((char *)rt->opts.metrics);
+  free((char *)rt->opts.log_path);
   free(rt->script);
   free(rt->script_dir);
   free(rt->exe_path);
@@ -251,6 +255,9 @@ static void fill_core(lc_runtime *rt) {
   core->opts.wait_ready = rt->opts.wait_ready;
   core->opts.control_path = rt->opts.control_path;
   core->opts.metrics = rt->opts.metrics;
+  core->opts.log_path = rt->opts.log_path;
+  core->opts.min_uptime_ms = rt->opts.min_uptime_ms;
+  core->opts.max_restarts = rt->opts.max_restarts;
   core->script = rt->script;
   core->args = rt->args;
   core->nargs = rt->nargs;
@@ -264,6 +271,7 @@ static int setup(lc_runtime *rt) {
   char exe[PATH_MAX];
   size_t len = sizeof(exe);
   char who[32];
+  int err;
 
   rt->core.role = LC__ROLE_MASTER;
   if (id != NULL && fd != NULL) {
@@ -279,6 +287,9 @@ static int setup(lc_runtime *rt) {
       rt->opts.max_message_size = strtoull(getenv(LC__ENV_MAX_MESSAGE), NULL, 10);
     if (argc != NULL && worker_args_from_cmdline(rt, atoi(argc)) != 0)
       return -1;
+    /* The master's --log: the worker reopens it on SIGUSR1 too. */
+    free((char *)rt->opts.log_path);
+    rt->opts.log_path = dup_or_null(getenv(LC__ENV_LOG));
   } else if (rt->opts.workers != 0) {
     rt->core.role = LC__ROLE_MANAGER;
   }
@@ -292,6 +303,22 @@ static int setup(lc_runtime *rt) {
   else
     snprintf(who, sizeof(who), "master");
   lc__log_init(who);
+  if (rt->opts.log_path != NULL && rt->opts.log_path[0] != '/' &&
+      uv_cwd(exe, &len) == 0) {
+    /* Workers reopen it on SIGUSR1 wherever the app has gone since. */
+    char *abs = malloc(strlen(exe) + strlen(rt->opts.log_path) + 2);
+    if (abs != NULL) {
+      sprintf(abs, "%s/%s", exe, rt->opts.log_path);
+      free((char *)rt->opts.log_path);
+      rt->opts.log_path = abs;
+    }
+    len = sizeof(exe);
+  }
+  if (rt->opts.log_path != NULL && (err = lc__log_open(rt->opts.log_path))) {
+    fprintf(stderr, "luacluster: cannot open the log file %s: %s\n",
+            rt->opts.log_path, uv_strerror(err));
+    return -1;
+  }
 
   if (uv_exepath(exe, &len) != 0)
     snprintf(exe, sizeof(exe), "luacluster");
@@ -331,9 +358,10 @@ static int open_dicts(lc_runtime *rt) {
 static void run_loop(lc_runtime *rt) {
   lc__core *core = &rt->core;
 
-  while (!core->exiting) {
+  while (!core->exiting && !core->finished) {
     uv_run(&core->loop, UV_RUN_DEFAULT);
-    if (core->exiting || !lc__lua_loop_end(rt) || !uv_loop_alive(&core->loop))
+    if (core->exiting || core->finished || !lc__lua_loop_end(rt) ||
+        !uv_loop_alive(&core->loop))
       break;
   }
 }
@@ -371,6 +399,10 @@ static int run_lua_role(lc_runtime *rt) {
 
   if (code != 0)
     return code;
+  /* Before any Lua runs: a listener the app (or a hook) adds replaces the
+   * default action it finds in place. */
+  if (lc__signals_open(core) != 0)
+    return 1;
   if (lc__core_on_close(core, close_lua, rt) != 0 || lc__lua_open(rt) == NULL)
     return 1;
   if (core->role == LC__ROLE_WORKER && lc__lua_link_open(rt) != 0)

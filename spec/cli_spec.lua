@@ -221,9 +221,11 @@ describe("luacluster (the command)", function()
   end
 
   it("kills workers that do not stop within --kill-timeout, then exits 0", function()
+    -- Timers do not hold a stopping worker (it exits once drained); a
+    -- loop that never returns does.
     local stubborn = lc.write_app([[
       print("UP", cluster.worker.id)
-      setInterval(function() end, 1000)
+      process.on("disconnect", function() while true do end end)
     ]])
     local p = lc.start({ "--kill-timeout", "100", "-w", "2", stubborn })
     local pids = started(p, 2)
@@ -239,9 +241,11 @@ describe("luacluster (the command)", function()
   end)
 
   it("stops at once on a second SIGINT", function()
+    -- Timers do not hold a stopping worker (it exits once drained); a
+    -- loop that never returns does.
     local stubborn = lc.write_app([[
       print("UP", cluster.worker.id)
-      setInterval(function() end, 1000)
+      process.on("disconnect", function() while true do end end)
     ]])
     local p = lc.start({ "--kill-timeout", "20000", "-w", "2", stubborn })
     local pids = started(p, 2)

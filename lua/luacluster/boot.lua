@@ -1,6 +1,7 @@
 -- luacluster.boot: runs first in every Lua state, before the app script.
--- It makes the globals an app expects: process, cluster, http, net, url,
--- querystring, crypto, the timer functions, and os.cpus() / os.hostname().
+-- It makes the globals an app expects: process, cluster, http, net, dns,
+-- url, querystring, crypto, console, the timer functions, and os.cpus() /
+-- os.hostname().
 
 local core = require("luacluster.core")
 
@@ -17,6 +18,7 @@ url = require("url")
 querystring = require("querystring")
 crypto = require("crypto")
 dns = require("dns")
+console = require("console")
 
 local timers = require("timers")
 setTimeout = timers.setTimeout

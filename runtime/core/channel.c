@@ -86,6 +86,30 @@ static int channel_take_fds(lc__channel *ch, struct msghdr *msg) {
   return bad ? -1 : 0;
 }
 
+/*
+ * The kernel could not give us the descriptor a message carried: this
+ * process is out of descriptors (EMFILE), and the peer keeps its own copy.
+ * A load condition, not a broken channel: its HANDLE frame is delivered with
+ * LC__CHANNEL_FD_LOST for the owner to refuse. The peer puts one descriptor
+ * on each sendmsg() and the kernel returns at most one such message per
+ * recvmsg(), so a truncation that brought none lost exactly one, and the
+ * placeholder keeps later descriptors with their frames. 0, or -1 when the
+ * queue is full.
+ */
+static int channel_lost_fd(lc__channel *ch, const struct msghdr *msg) {
+  struct cmsghdr *cm;
+
+  for (cm = CMSG_FIRSTHDR(msg); cm != NULL;
+       cm = CMSG_NXTHDR((struct msghdr *)msg, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len > CMSG_LEN(0))
+      return 0; /* some arrived: the control buffer was too small for more */
+  if (ch->in_nfds == LC__CHANNEL_MAX_FDS)
+    return -1;
+  ch->in_fds[ch->in_nfds++] = LC__CHANNEL_FD_LOST;
+  return 0;
+}
+
 static void channel_read(lc__channel *ch) {
   char control[CMSG_SPACE(sizeof(int) * 8)];
   struct msghdr msg;
@@ -123,8 +147,8 @@ static void channel_read(lc__channel *ch) {
       channel_end(ch, UV_EPROTO, "too many descriptors in flight");
       return;
     }
-    if (msg.msg_flags & MSG_CTRUNC) {
-      channel_end(ch, UV_EPROTO, "descriptors truncated");
+    if ((msg.msg_flags & MSG_CTRUNC) && channel_lost_fd(ch, &msg) != 0) {
+      channel_end(ch, UV_EPROTO, "too many descriptors in flight");
       return;
     }
     if (n == 0) {
@@ -273,7 +297,8 @@ static void channel_end(lc__channel *ch, int err, const char *reason) {
   ch->fd = -1;
 
   for (i = 0; i < (size_t)ch->in_nfds; i++)
-    close(ch->in_fds[i]);
+    if (ch->in_fds[i] >= 0)
+      close(ch->in_fds[i]);
   ch->in_nfds = 0;
   for (i = 0; i < ch->out_nfds; i++) {
     if (ch->cb->on_unsent != NULL)

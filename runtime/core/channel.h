@@ -25,13 +25,18 @@
 #include "owner.h"
 
 #define LC__CHANNEL_MAX_FDS 64
+/* A HANDLE frame's descriptor this process could not receive (it is out of
+ * descriptors): the frame arrives with this instead of an fd. */
+#define LC__CHANNEL_FD_LOST (-2)
 #define LC__CHANNEL_FLUSH_AT (256 * 1024)
 
 typedef struct lc__channel lc__channel;
 
 typedef struct lc__channel_cb {
   /* One whole frame. fd is the frame's descriptor (HANDLE) or -1; the
-   * callee owns it. The channel may be closed from inside. */
+   * callee owns it. LC__CHANNEL_FD_LOST for a HANDLE frame whose
+   * descriptor could not be received (EMFILE): a load condition, the
+   * channel goes on. The channel may be closed from inside. */
   void (*on_frame)(lc__channel *ch, const lc__frame *f, int fd);
   /* Bytes written so far: `written`. Runs from the loop after writes (and
    * after lc__channel_kick()), never inside lc__channel_send(). Optional. */

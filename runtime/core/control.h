@@ -8,8 +8,17 @@
 
 #include <stddef.h>
 
-/* The directory control sockets live in: /tmp/luacluster-<uid>. */
+/* The directory control sockets live in: $XDG_RUNTIME_DIR/luacluster when
+ * that is set, else /tmp/luacluster-<uid>. */
 void lc__control_dir(char *dir, size_t size);
+/*
+ * Makes sure the control directory is this user's own: creates it (0700)
+ * when create is set, then checks, without following a symlink, that it is
+ * a directory, owned by us, that neither group nor others may write into,
+ * in a parent others cannot swap it in. 0, or -1 with why filled.
+ */
+int lc__control_dir_check(const char *dir, int create, char *why,
+                          size_t why_size);
 /* Fills path with the control socket of the app at script_abs. */
 int lc__control_default_path(const char *script_abs, char *path, size_t size);
 /* A connected Unix socket to path, or -1. */

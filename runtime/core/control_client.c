@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -17,26 +18,24 @@
 #include "core.h"
 
 /* The only socket in the control directory, if there is exactly one. */
-static int find_only_socket(char *path, size_t size) {
-  char dir[64];
+static int find_only_socket(const char *dir, char *path, size_t size) {
   struct dirent *e;
   DIR *d;
   int found = 0;
 
-  lc__control_dir(dir, sizeof(dir));
   d = opendir(dir);
   if (d == NULL)
     return 0;
   while ((e = readdir(d)) != NULL) {
     size_t n = strlen(e->d_name);
-    char candidate[PATH_MAX];
+    char candidate[PATH_MAX + 256];
     if (n < 6 || strcmp(e->d_name + n - 5, ".sock") != 0)
       continue;
     snprintf(candidate, sizeof(candidate), "%s/%s", dir, e->d_name);
-    if (!lc__control_in_use(candidate))
+    if (strlen(candidate) >= size || !lc__control_in_use(candidate))
       continue;
     if (found++ == 0)
-      snprintf(path, size, "%s", candidate);
+      memcpy(path, candidate, strlen(candidate) + 1);
     else if (found == 2)
       fprintf(stderr, "  %s\n  %s\n", path, candidate);
     else
@@ -48,7 +47,8 @@ static int find_only_socket(char *path, size_t size) {
 
 static int resolve_path(const char *control_path, const char *script,
                         char *path, size_t size) {
-  char real[PATH_MAX];
+  char real[PATH_MAX], dir[PATH_MAX], why[256];
+  struct stat st;
   int n;
 
   if (control_path != NULL) {
@@ -59,6 +59,14 @@ static int resolve_path(const char *control_path, const char *script,
     snprintf(path, size, "%s", getenv(LC__ENV_CONTROL));
     return 0;
   }
+  /* A socket in a directory someone else controls may answer for them. */
+  lc__control_dir(dir, sizeof(dir));
+  if (lstat(dir, &st) == 0 &&
+      lc__control_dir_check(dir, 0, why, sizeof(why)) != 0) {
+    fprintf(stderr, "luacluster: refusing the control directory %s: %s\n",
+            dir, why);
+    return -1;
+  }
   if (script != NULL) {
     if (realpath(script, real) == NULL) {
       fprintf(stderr, "luacluster: cannot open %s: %s\n", script,
@@ -67,7 +75,7 @@ static int resolve_path(const char *control_path, const char *script,
     }
     return lc__control_default_path(real, path, size) == 0 ? 0 : -1;
   }
-  n = find_only_socket(path, size);
+  n = find_only_socket(dir, path, size);
   if (n == 1)
     return 0;
   fprintf(stderr, n == 0 ? "luacluster: no running cluster found (is one "
@@ -116,7 +124,9 @@ int lc__control_command(const char *control_path, const char *script,
   else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 ||
            strcmp(cmd, "upgrade") == 0)
     snprintf(line, sizeof(line), "%s\n", cmd);
-  else if (strcmp(cmd, "scale") == 0 && argc > 1 && atoi(argv[1]) > 0)
+  else if (strcmp(cmd, "scale") == 0 && argc > 1 &&
+           strspn(argv[1], "0123456789") == strlen(argv[1]) &&
+           strlen(argv[1]) <= 4 && atoi(argv[1]) > 0)
     snprintf(line, sizeof(line), "scale %d\n", atoi(argv[1]));
   else {
     fprintf(stderr, "luacluster: usage: luacluster status [--json] | reload "

@@ -3,12 +3,16 @@
  *
  * `luacluster status|reload|stop|scale` (control_client.c) connect to it.
  * The protocol is one line in ("status", "status json", "reload", "stop",
- * "scale N") and a reply whose first line is OK or ERR.
+ * "scale N") and a reply whose first line is OK or ERR. A request is at
+ * most 255 bytes, arrives within 5 s of connecting, holds no NUL, and is
+ * exactly one of those (no "scale 2abc"); anything else gets an ERR line
+ * and a close.
  */
 #include <errno.h>
 #include <dirent.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,21 +24,35 @@
 #include "manager.h"
 
 #define REQUEST_MAX 256
+#define REQUEST_TIMEOUT_MS 5000
 
 struct lc__control_client {
-  lc__owner owner;
+  lc__owner owner; /* first: the pipe's data points here */
   uv_pipe_t pipe;
+  struct {
+    lc__owner owner; /* the timer's data points here */
+    uv_timer_t timer;
+  } idle;          /* until the request line is in */
+  int open;        /* handles not closed yet */
   lc__manager *m;
   char line[REQUEST_MAX];
   size_t len;
   int replied;
 };
 
+#define CLIENT_OF_TIMER(t)                                                     \
+  ((lc__control_client *)((char *)(t) -                                        \
+                          offsetof(lc__control_client, idle.timer)))
+
 /* Server ---------------------------------------------------------------------- */
 
 static void client_on_close(uv_handle_t *handle) {
-  lc__control_client *client = handle->data;
+  lc__control_client *client = handle->type == UV_TIMER
+                                   ? CLIENT_OF_TIMER(handle)
+                                   : handle->data;
 
+  if (--client->open > 0)
+    return;
   if (client->m->reload.waiter == client)
     client->m->reload.waiter = NULL;
   lc__upgrade_forget(client->m, client);
@@ -44,10 +62,16 @@ static void client_on_close(uv_handle_t *handle) {
 static void client_close(lc__control_client *client) {
   if (!uv_is_closing((uv_handle_t *)&client->pipe))
     uv_close((uv_handle_t *)&client->pipe, client_on_close);
+  if (!uv_is_closing((uv_handle_t *)&client->idle.timer))
+    uv_close((uv_handle_t *)&client->idle.timer, client_on_close);
 }
 
 static void client_owner_close(uv_handle_t *handle) {
   client_close(handle->data);
+}
+
+static void idle_owner_close(uv_handle_t *handle) {
+  client_close(CLIENT_OF_TIMER(handle));
 }
 
 typedef struct lc__reply_req {
@@ -121,6 +145,25 @@ static void status_row(lc__buf *out, int json, const lc__slot *slot,
   lc__buf_puts(out, row);
 }
 
+/* An instance left empty for good: no worker, state "errored". */
+static void errored_row(lc__buf *out, int json, const lc__slot *slot,
+                        int *first) {
+  char row[256];
+
+  if (json)
+    snprintf(row, sizeof(row),
+             "%s{\"id\":null,\"instance\":%d,\"pid\":null,\"state\":"
+             "\"errored\",\"uptime_ms\":0,\"restarts\":%d,\"rss\":0,"
+             "\"cpu\":0.0,\"requests\":0}",
+             *first ? "" : ",", slot->instance, slot->restarts);
+  else
+    snprintf(row, sizeof(row), "%-6s %-8d %-8s %-14s %8.1fs %8d %8.1fM %6.1f%% "
+             "%10d\n", "-", slot->instance, "-", "errored", 0.0,
+             slot->restarts, 0.0, 0.0, 0);
+  *first = 0;
+  lc__buf_puts(out, row);
+}
+
 static void reply_status(lc__control_client *client, int json) {
   lc__manager *m = client->m;
   uint64_t now;
@@ -150,6 +193,9 @@ static void reply_status(lc__control_client *client, int json) {
   lc__buf_puts(&out, head);
   for (i = 0; i < m->nslots; i++) {
     lc__slot *slot = m->slots[i];
+    if (slot->w == NULL && slot->incoming == NULL && !slot->removed &&
+        (slot->errored || slot->fatal))
+      errored_row(&out, json, slot, &first);
     if (slot->w != NULL)
       status_row(&out, json, slot, slot->w, &slot->sample, now, &first);
     if (slot->incoming != NULL)
@@ -164,9 +210,24 @@ static void reply_status(lc__control_client *client, int json) {
   lc__buf_free(&out);
 }
 
+/* "scale N": N is digits only, 1 to 4096; -1 otherwise. */
+static int scale_count(const char *arg) {
+  int n = 0;
+
+  if (*arg == '\0')
+    return -1;
+  for (; *arg != '\0'; arg++) {
+    if (*arg < '0' || *arg > '9' || n > 4096)
+      return -1;
+    n = n * 10 + (*arg - '0');
+  }
+  return n >= 1 && n <= 4096 ? n : -1;
+}
+
 static void handle_request(lc__control_client *client, char *line) {
   lc__manager *m = client->m;
   char text[128];
+  size_t i;
   int n;
 
   if (strcmp(line, "status") == 0 || strcmp(line, "status json") == 0) {
@@ -178,14 +239,19 @@ static void handle_request(lc__control_client *client, char *line) {
   } else if (strcmp(line, "stop") == 0) {
     lc__manager_stop(m, "luacluster stop");
     lc__control_reply(client, 1, "stopping");
-  } else if (sscanf(line, "scale %d", &n) == 1) {
-    if (lc__manager_scale(m, n) == 0) {
+  } else if (strncmp(line, "scale ", 6) == 0) {
+    n = scale_count(line + 6);
+    if (n > 0 && lc__manager_scale(m, n) == 0) {
       snprintf(text, sizeof(text), "scaling to %d worker(s)", n);
       lc__control_reply(client, 1, text);
     } else {
       lc__control_reply(client, 0, "scale wants a count from 1 to 4096");
     }
   } else {
+    /* Echoed back printable: garbage must not become terminal escapes. */
+    for (i = 0; line[i] != '\0'; i++)
+      if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+        line[i] = '?';
     snprintf(text, sizeof(text), "unknown command '%.64s'", line);
     lc__control_reply(client, 0, text);
   }
@@ -208,17 +274,36 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
     client_close(client);
     return;
   }
+  if (client->replied)
+    return;
+  if (memchr(client->line + client->len, '\0', (size_t)n) != NULL) {
+    uv_read_stop(stream);
+    lc__control_reply(client, 0, "a request holds no NUL byte");
+    return;
+  }
   client->len += (size_t)n;
   client->line[client->len] = '\0';
   nl = strchr(client->line, '\n');
   if (nl == NULL) {
-    if (client->len >= sizeof(client->line) - 1)
-      lc__control_reply(client, 0, "request too long");
+    if (client->len >= sizeof(client->line) - 1) {
+      uv_read_stop(stream);
+      lc__control_reply(client, 0, "request too long (255 bytes at most)");
+    }
     return;
   }
   *nl = '\0';
+  if (nl > client->line && nl[-1] == '\r')
+    nl[-1] = '\0';
   uv_read_stop(stream);
+  uv_timer_stop(&client->idle.timer); /* a reload may take long: fine */
   handle_request(client, client->line);
+}
+
+static void on_request_timeout(uv_timer_t *timer) {
+  lc__control_client *client = CLIENT_OF_TIMER(timer);
+
+  uv_read_stop((uv_stream_t *)&client->pipe);
+  lc__control_reply(client, 0, "no request within 5 s");
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -231,17 +316,27 @@ static void on_connection(uv_stream_t *server, int status) {
   if (client == NULL)
     return;
   client->owner.close = client_owner_close;
+  client->idle.owner.close = idle_owner_close;
   client->m = m;
   uv_pipe_init(&m->core->loop, &client->pipe, 0);
   client->pipe.data = client;
+  uv_timer_init(&m->core->loop, &client->idle.timer);
+  client->idle.timer.data = &client->idle;
+  client->open = 2;
   if (uv_accept(server, (uv_stream_t *)&client->pipe) != 0 ||
-      uv_read_start((uv_stream_t *)&client->pipe, on_alloc, on_read) != 0)
+      uv_read_start((uv_stream_t *)&client->pipe, on_alloc, on_read) != 0) {
     client_close(client);
+    return;
+  }
+  /* A client that says nothing is let go; it keeps no master alive. */
+  uv_timer_start(&client->idle.timer, on_request_timeout, REQUEST_TIMEOUT_MS,
+                 0);
+  uv_unref((uv_handle_t *)&client->idle.timer);
 }
 
 int lc__control_listen(lc__manager *m) {
   lc__core *core = m->core;
-  char dir[64];
+  char dir[4096], why[256];
   int err;
 
   if (core->opts.control_path != NULL)
@@ -253,8 +348,16 @@ int lc__control_listen(lc__manager *m) {
   else if (lc__control_default_path(core->script, m->control_path,
                                     sizeof(m->control_path)) != 0)
     return UV_ENAMETOOLONG;
-  lc__control_dir(dir, sizeof(dir));
-  mkdir(dir, 0700);
+  else {
+    /* Our own directory, or no control socket at all (control_path.c). */
+    lc__control_dir(dir, sizeof(dir));
+    if (lc__control_dir_check(dir, 1, why, sizeof(why)) != 0) {
+      lc__log(LC__LOG_ERROR, "refusing the control directory %s: %s (remove "
+              "it, or give --control PATH)", dir, why);
+      m->control_path[0] = '\0';
+      return UV_EPERM;
+    }
+  }
   if (lc__control_in_use(m->control_path)) {
     lc__log(LC__LOG_WARN, "another master answers on %s: this one runs "
             "without a control socket", m->control_path);

@@ -36,6 +36,7 @@
 #define LC__ENV_UPGRADE_FROM "LUACLUSTER_UPGRADE_FROM"
 #define LC__ENV_UPGRADE_FD "LUACLUSTER_UPGRADE_FD"
 #define LC__ENV_CONTROL_FD "LUACLUSTER_CONTROL_FD"
+#define LC__ENV_LOG "LUACLUSTER_LOG"
 
 /* The descriptor a worker finds its channel on. */
 #define LC__CHANNEL_CHILD_FD 3
@@ -70,6 +71,9 @@ typedef struct lc__core_options {
   int wait_ready;                /* ready = process.send("ready") */
   const char *control_path;      /* NULL: derived from the script */
   const char *metrics;           /* "addr:port" of the metrics endpoint */
+  const char *log_path;          /* --log FILE, or NULL */
+  unsigned min_uptime_ms;        /* sooner exits are quick failures */
+  unsigned max_restarts;         /* quick failures before "errored"; 0: none */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;
@@ -98,6 +102,7 @@ typedef struct lc__req_stats {
    * the last one counts the slower rest */
   uint64_t buckets[LC__STATS_BUCKETS];
 } lc__req_stats;
+typedef struct lc__signals lc__signals;
 
 typedef struct lc__core {
   uv_loop_t loop;
@@ -111,9 +116,12 @@ typedef struct lc__core {
   int nargs;
   const char *exe_path;
   uint64_t start_ns;
+  unsigned long long fds_logged_ms; /* "out of file descriptors", at most 1/s */
 
   int exit_code;
   int exiting;       /* an exit was asked: call no more into the app */
+  int finished;      /* nothing more to do (a stopped worker drained): the
+                        loop ends as if it ran dry, whatever timers remain */
   int shutting_down; /* closing every handle: close callbacks tell no one */
   int loop_closed;   /* lc__loop_shutdown() ran */
 
@@ -125,6 +133,7 @@ typedef struct lc__core {
   lc__http_state *http;   /* HTTP connections' shared parts */
   lc__dns *dns;           /* name lookups in flight */
   lc__http_client *http_client; /* the HTTP client's shared parts */
+  lc__signals *signals;   /* the default actions on signals (signals.c) */
   lc__cleanup *cleanups;  /* run by lc__core_close(), last added first */
   lc__notify_state *notify;   /* master: the service manager's socket */
   lc__activation *activation; /* master: listening sockets passed at start */
@@ -150,12 +159,22 @@ void lc__core_close(lc__core *core);
 /* Ends the process's loop with code: nothing more is called back. */
 void lc__core_exit(lc__core *core, int code);
 
+/* The process is done (a stopped worker drained): its loop ends as if it
+ * ran dry, the app's "exit" listeners run, whatever timers remain. */
+void lc__core_finish(lc__core *core);
+
 /* Closes every handle, runs their close callbacks and closes the loop. */
 void lc__loop_shutdown(lc__core *core);
 
 /* signals.c: names of signals both ways ("SIGTERM" <-> 15; 0 / "SIGUNKNOWN"). */
 int lc__signal_number(const char *name);
 const char *lc__signal_name(int signum);
+/* The process's default actions on signals its app does not take (see
+ * signals.c); 0 or a UV_E* code. */
+int lc__signals_open(lc__core *core);
+/* The app listens for signum (on = 0) or stopped listening (on = 1): its
+ * listener replaces the default action. */
+void lc__signal_default(lc__core *core, int signum, int on);
 
 /* Scheduling policy names ("rr", ...): 0 / "rr" for unknown. */
 int lc__sched_from_name(const char *name);

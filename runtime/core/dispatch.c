@@ -22,6 +22,14 @@
  * wait in the kernel's backlog until a worker comes (back); it keeps the
  * master's loop alive only while some worker does. A connection whose
  * handover fails goes to another subscriber, or waits in the master.
+ *
+ * Running out of descriptors is a load condition, never a reason to drop a
+ * worker: when accept() or the copy of a descriptor fails with EMFILE, the
+ * master stops accepting for PAUSE_MS and tries again (nginx disables
+ * accept for a moment), clients waiting in the backlog meanwhile; a worker
+ * that could not receive a connection refuses it (ACCEPTED with EMFILE),
+ * gets no new one for PAUSE_MS, and the connection goes to another worker,
+ * or waits in the master until one can take it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,12 +44,14 @@
 #include "sockets.h"
 
 #define ACCEPTS_PER_WAKEUP 64
-#define HELD_MAX 256
+#define HELD_MAX 4096 /* connections waiting in the master, per listener */
 #define STICKY_SLOTS 4096
+#define PAUSE_MS 100
 
 typedef struct lc__sub {
   lc__worker *w;
   uint32_t server_id;
+  uint64_t full_until_ms; /* the worker is out of descriptors until then */
 } lc__sub;
 
 typedef struct lc__held {
@@ -67,8 +77,8 @@ typedef struct lc__listener {
   lc__sub *subs;
   size_t nsubs, cap;
   size_t cursor;
-  lc__held held[HELD_MAX]; /* accepted, waiting for a subscriber */
-  size_t nheld;
+  lc__held *held; /* accepted, waiting for a subscriber */
+  size_t nheld, cap_held;
   struct {
     uint32_t hash;
     int worker_id;
@@ -80,7 +90,13 @@ struct lc__dispatch {
   lc__listener *listeners;
   uint32_t next_id;
   uint64_t next_ticket;
-  int reserve_fd; /* spare descriptor to shed a connection on EMFILE */
+  int paused; /* out of descriptors: not accepting until the timer fires */
+  struct lc__pause {
+    lc__owner owner; /* the timer's data points here */
+    uv_timer_t timer;
+    lc__core *core;
+    int init;
+  } pause;
 };
 
 static const char *sched_names[] = {NULL, "rr", "none", "reuseport", "sticky"};
@@ -105,6 +121,7 @@ static void listener_free(lc__listener *l) {
 
   for (i = 0; i < l->nheld; i++)
     close(l->held[i].fd);
+  free(l->held);
   if (l->fd >= 0)
     close(l->fd);
   free(l->subs);
@@ -148,8 +165,6 @@ static void dispatch_free(void *arg) {
     listener_free(l);
     l = next;
   }
-  if (core->dispatch != NULL && core->dispatch->reserve_fd >= 0)
-    close(core->dispatch->reserve_fd);
   free(core->dispatch);
   core->dispatch = NULL;
 }
@@ -159,7 +174,6 @@ int lc__dispatch_init(lc__core *core) {
   if (core->dispatch == NULL)
     return UV_ENOMEM;
   core->dispatch->next_id = 1;
-  core->dispatch->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   return lc__core_on_close(core, dispatch_free, core);
 }
 
@@ -237,13 +251,24 @@ static lc__sub *pick_sticky(lc__listener *l, uint32_t hash) {
   return &l->subs[best];
 }
 
-static lc__sub *pick(lc__listener *l, uint32_t hash) {
+/* The next subscriber that can take a connection now; NULL when none (a
+ * sticky client's worker that is out of descriptors: it waits for it). */
+static lc__sub *pick(lc__listener *l, uint32_t hash, uint64_t now) {
+  lc__sub *s;
+  size_t i;
+
   if (l->nsubs == 0)
     return NULL;
-  if (l->sched == LC__SCHED_STICKY)
-    return pick_sticky(l, hash);
-  l->cursor = (l->cursor + 1) % l->nsubs;
-  return &l->subs[l->cursor];
+  if (l->sched == LC__SCHED_STICKY) {
+    s = pick_sticky(l, hash);
+    return s->full_until_ms > now ? NULL : s;
+  }
+  for (i = 0; i < l->nsubs; i++) {
+    l->cursor = (l->cursor + 1) % l->nsubs;
+    if (l->subs[l->cursor].full_until_ms <= now)
+      return &l->subs[l->cursor];
+  }
+  return NULL;
 }
 
 /* Remembers fd as sent to w under ticket; 0 or UV_ENOMEM. */
@@ -267,14 +292,17 @@ static int track(lc__worker *w, uint64_t ticket, int fd, lc__listener *l,
   return 0;
 }
 
-/* Sends a copy of fd to s's worker and keeps fd until it is acknowledged. */
+/* Sends a copy of fd to s's worker and keeps fd until it is acknowledged.
+ * 0; UV_EMFILE when this process has no descriptor for the copy; UV_EPIPE
+ * when the worker's channel cannot take it. */
 static int hand_over(lc__listener *l, lc__sub *s, int fd, uint32_t hash) {
   lc__dispatch *d = s->w->core->dispatch;
   lc__control c;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
   if (copy < 0)
-    return uv_translate_sys_error(errno);
+    return errno == EMFILE || errno == ENFILE ? UV_EMFILE
+                                              : uv_translate_sys_error(errno);
   memset(&c, 0, sizeof(c));
   c.cmd = LC__CTL_CONNECTION;
   c.server_id = s->server_id;
@@ -293,27 +321,54 @@ static int hand_over(lc__listener *l, lc__sub *s, int fd, uint32_t hash) {
   return 0;
 }
 
+static void dispatch_pause(lc__core *core, const char *why);
+
+/* Keeps a connection no worker can take now; 0, or -1 when HELD_MAX wait. */
+static int hold(lc__listener *l, int fd, uint32_t hash) {
+  if (l->nheld == l->cap_held) {
+    size_t cap = l->cap_held ? l->cap_held * 2 : 64;
+    lc__held *p;
+    if (cap > HELD_MAX || (p = realloc(l->held, cap * sizeof(*p))) == NULL)
+      return -1;
+    l->held = p;
+    l->cap_held = cap;
+  }
+  l->held[l->nheld].fd = fd;
+  l->held[l->nheld].client_hash = hash;
+  l->nheld++;
+  return 0;
+}
+
 /* Hands fd to a subscriber; holds it when none can take it. */
 static void route(lc__listener *l, int fd, uint32_t hash) {
+  uint64_t now = uv_now(&l->core->loop);
   lc__sub *s;
   size_t tries;
+  int err;
 
   for (tries = l->nsubs; tries > 0; tries--) {
-    s = pick(l, hash);
-    if (s == NULL)
+    s = pick(l, hash, now);
+    if (s == NULL) {
+      /* Every worker is out of descriptors: wait a moment. */
+      dispatch_pause(l->core, "out of file descriptors (no worker can take "
+                              "a connection)");
       break;
-    if (hand_over(l, s, fd, hash) == 0)
+    }
+    err = hand_over(l, s, fd, hash);
+    if (err == 0)
       return;
+    if (err == UV_EMFILE) {
+      dispatch_pause(l->core, "out of file descriptors (the master cannot "
+                              "pass a connection on)");
+      break;
+    }
     /* A channel that cannot take it is ending; its worker is leaving. */
     lc__dispatch_worker_gone(s->w);
   }
-  if (l->nheld < HELD_MAX) {
-    l->held[l->nheld].fd = fd;
-    l->held[l->nheld].client_hash = hash;
-    l->nheld++;
-  } else {
-    lc__log(LC__LOG_WARN, "listener %s: no worker to take a connection and "
-            "%d already waiting; closing it", l->key, HELD_MAX);
+  if (hold(l, fd, hash) != 0) {
+    if (lc__log_due(&l->core->fds_logged_ms, 1000))
+      lc__log(LC__LOG_WARN, "listener %s: no worker to take a connection and "
+              "%d already waiting; closing it", l->key, HELD_MAX);
     close(fd);
   }
 }
@@ -321,6 +376,8 @@ static void route(lc__listener *l, int fd, uint32_t hash) {
 static void on_acceptable(uv_poll_t *handle, int status, int events);
 
 static void listener_poll(lc__listener *l, int on) {
+  if (on && l->core->dispatch->paused)
+    return; /* the pause timer turns it back on */
   if (!l->has_poll || l->polling == on)
     return;
   l->polling = on;
@@ -332,32 +389,59 @@ static void listener_poll(lc__listener *l, int on) {
 
 /* Gives held connections to subscribers, then accepts again. */
 static void listener_resume(lc__listener *l) {
+  lc__held *held = l->held;
   size_t n = l->nheld, i;
-  lc__held held[HELD_MAX];
 
   if (l->nsubs == 0)
     return;
-  memcpy(held, l->held, n * sizeof(held[0]));
-  l->nheld = 0;
+  /* Routing may hold some again, in a new array. */
+  l->held = NULL;
+  l->nheld = l->cap_held = 0;
   for (i = 0; i < n; i++)
     route(l, held[i].fd, held[i].client_hash);
+  free(held);
   listener_poll(l, 1);
 }
 
-/* Out of descriptors: shed one pending client rather than spin on it. */
-static void shed_connection(lc__core *core, lc__listener *l) {
-  lc__dispatch *d = core->dispatch;
-  int fd;
+static void on_pause_over(uv_timer_t *timer) {
+  lc__dispatch *d = ((struct lc__pause *)timer->data)->core->dispatch;
+  lc__listener *l, *next;
 
-  if (d->reserve_fd < 0)
+  d->paused = 0;
+  for (l = d->listeners; l != NULL; l = next) {
+    next = l->next;
+    listener_resume(l); /* may pause again */
+  }
+}
+
+static void pause_owner_close(uv_handle_t *handle) { uv_close(handle, NULL); }
+
+/*
+ * Out of descriptors (ours, or every worker's), or too many connections
+ * waiting already: stop accepting for PAUSE_MS; clients wait in the
+ * backlog, connections already accepted wait in the master. Said (why) at
+ * most once a second.
+ */
+static void dispatch_pause(lc__core *core, const char *why) {
+  lc__dispatch *d = core->dispatch;
+  lc__listener *l;
+
+  if (d->paused)
     return;
-  close(d->reserve_fd);
-  fd = accept(l->fd, NULL, NULL);
-  if (fd >= 0)
-    close(fd);
-  d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  lc__log(LC__LOG_WARN, "listener %s: out of file descriptors; refused a "
-          "connection", l->key);
+  d->paused = 1;
+  for (l = d->listeners; l != NULL; l = l->next)
+    listener_poll(l, 0);
+  if (lc__log_due(&core->fds_logged_ms, 1000))
+    lc__log(LC__LOG_WARN, "%s: accepting again in %d ms", why, PAUSE_MS);
+  if (!d->pause.init) {
+    d->pause.init = 1;
+    d->pause.owner.close = pause_owner_close;
+    d->pause.core = core;
+    uv_timer_init(&core->loop, &d->pause.timer);
+    d->pause.timer.data = &d->pause;
+    uv_unref((uv_handle_t *)&d->pause.timer);
+  }
+  uv_timer_start(&d->pause.timer, on_pause_over, PAUSE_MS, 0);
 }
 
 /* Accepts and routes up to max waiting connections. */
@@ -371,6 +455,13 @@ static void accept_batch(lc__listener *l, int max) {
       listener_poll(l, 0); /* clients wait in the backlog */
       return;
     }
+    if (l->core->dispatch->paused)
+      return; /* out of descriptors: they wait in the backlog too */
+    if (l->nheld >= HELD_MAX / 2) {
+      /* Enough wait in the master already: the rest wait in the backlog. */
+      dispatch_pause(l->core, "too many connections wait for a worker");
+      return;
+    }
     len = sizeof(ss);
     fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
                  SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -378,7 +469,7 @@ static void accept_batch(lc__listener *l, int max) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
       if (errno == EMFILE || errno == ENFILE)
-        shed_connection(l->core, l);
+        dispatch_pause(l->core, "out of file descriptors (accept)");
       else if (errno != EAGAIN && errno != EWOULDBLOCK)
         lc__log(LC__LOG_ERROR, "listener %s: accept: %s", l->key,
                 strerror(errno));
@@ -558,6 +649,7 @@ void lc__dispatch_listen(lc__worker *w, const lc__control *req) {
     }
     l->subs[l->nsubs].w = w;
     l->subs[l->nsubs].server_id = req->server_id;
+    l->subs[l->nsubs].full_until_ms = 0;
     l->nsubs++;
   }
   reply(w, req, 0, l);
@@ -646,15 +738,30 @@ static void reroute(lc__core *core, const lc__inflight *e) {
   listener_poll(l, l->nsubs > 0);
 }
 
+/* The worker is out of descriptors: it gets no connection for a moment. */
+static void worker_full(lc__worker *w) {
+  uint64_t until = uv_now(&w->core->loop) + PAUSE_MS;
+  lc__listener *l;
+  size_t i;
+
+  for (l = w->core->dispatch->listeners; l != NULL; l = l->next)
+    for (i = 0; i < l->nsubs; i++)
+      if (l->subs[i].w == w)
+        l->subs[i].full_until_ms = until;
+}
+
 void lc__dispatch_accepted(lc__worker *w, uint64_t ticket, int status) {
   lc__inflight e;
 
   if (untrack(w, ticket, &e) < 0)
     return;
-  if (status == 0)
+  if (status == 0) {
     close(e.fd); /* the worker's copy is the connection now */
-  else
-    reroute(w->core, &e);
+    return;
+  }
+  if (status == UV_EMFILE || status == UV_ENFILE)
+    worker_full(w);
+  reroute(w->core, &e);
 }
 
 void lc__dispatch_channel_closed(lc__worker *w) {

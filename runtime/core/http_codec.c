@@ -244,9 +244,26 @@ static int response_informational(lc__http_reader *r) {
   return 0;
 }
 
+/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; no request has
+ * two (which one would a proxy in front have routed by?). */
+static int reader_check_host(lc__http_reader *r) {
+  const char *base = r->head.base ? r->head.base : "";
+  size_t i, n = 0;
+
+  for (i = 0; i < r->nfields; i++)
+    n += r->fields[i].name_len == 4 &&
+         memcmp(base + FIELD_TO_OFF(r->fields[i].name), "host", 4) == 0;
+  if (n > 1)
+    return reader_fail(r, 400, "more than one Host header");
+  if (n == 0 && r->parser.http_major == 1 && r->parser.http_minor == 1)
+    return reader_fail(r, 400, "HTTP/1.1 request without a Host header");
+  return 0;
+}
+
 static int on_headers_complete(http_parser *p) {
   lc__http_reader *r = p->data;
   uint64_t max = r->limits->max_body_size;
+  int chunked = (p->flags & F_CHUNKED) != 0;
   int skip_body = 0;
 
   if (r->response && p->status_code / 100 == 1)
@@ -257,9 +274,15 @@ static int on_headers_complete(http_parser *p) {
     skip_body = 1;
     p->flags |= F_SKIPBODY;
   }
+  if (!r->response) {
+    lc__http_framing_body(&r->framing, chunked,
+                          (p->flags & F_CONTENTLENGTH) ? p->content_length : 0);
+    if (reader_check_host(r) != 0)
+      return -1;
+  }
   /* Refuse a declared oversize body before any of it is delivered. */
-  if (!skip_body && max != 0 && (p->flags & F_CONTENTLENGTH) &&
-      !(p->flags & F_CHUNKED) && p->content_length > max)
+  if (!skip_body && max != 0 && (p->flags & F_CONTENTLENGTH) && !chunked &&
+      p->content_length > max)
     return reader_fail(r, 413, "body too large");
   r->state = ST_BODY;
   /* 1 would tell http-parser to skip the body: only for HEAD answers. */
@@ -331,6 +354,7 @@ void lc__http_reader_init(lc__http_reader *r, const lc__http_limits *limits,
   r->cb = cb;
   r->arg = arg;
   r->state = ST_IDLE;
+  lc__http_framing_init(&r->framing);
 }
 
 void lc__http_reader_init_response(lc__http_reader *r,
@@ -373,31 +397,55 @@ void lc__http_reader_free(lc__http_reader *r) {
   r->nfields = r->cap_fields = 0;
 }
 
-size_t lc__http_reader_feed(lc__http_reader *r, const char *data, size_t len,
-                            int *status) {
-  enum http_errno err;
-  size_t n;
+/* Runs http-parser over bytes the framing checker passed; an error of the
+ * parser's own becomes the reader's. */
+static size_t reader_execute(lc__http_reader *r, const char *data,
+                             size_t len) {
+  size_t n = http_parser_execute(&r->parser, &reader_settings, data, len);
+  enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
 
-  *status = r->status;
-  if (r->status != 0)
-    return 0;
-  if (r->state == ST_CLOSED)
-    return len;
-  /* A zero length would tell http-parser the stream ended. */
-  if (len == 0)
-    return 0;
-  n = http_parser_execute(&r->parser, &reader_settings, data, len);
-  if (r->state == ST_CLOSED && r->status == 0)
-    return len;
-  err = HTTP_PARSER_ERRNO(&r->parser);
-  if (r->status == 0 && err != HPE_OK && err != HPE_PAUSED) {
+  if (!r->response)
+    lc__http_framing_taken(&r->framing, len, n);
+  if (r->status == 0 && err != HPE_OK && err != HPE_PAUSED &&
+      r->state != ST_CLOSED) {
     if (err == HPE_HEADER_OVERFLOW)
       reader_fail(r, 431, "header block too large");
     else
       reader_fail(r, 400, http_errno_description(err));
   }
-  *status = r->status;
   return n;
+}
+
+size_t lc__http_reader_feed(lc__http_reader *r, const char *data, size_t len,
+                            int *status) {
+  size_t done = 0, checked, n;
+
+  *status = r->status;
+  if (r->status != 0)
+    return 0;
+  /* A zero length would tell http-parser the stream ended. */
+  while (done < len && r->state != ST_CLOSED) {
+    /* The strict framing rules are for requests (a server's defence
+     * against smuggling); responses are taken by http-parser's rules. */
+    checked = r->response ? len - done
+                          : lc__http_framing_check(&r->framing, data + done,
+                                                   len - done);
+    if (checked == 0) {
+      if (r->framing.status != 0)
+        reader_fail(r, r->framing.status, r->framing.reason);
+      break;
+    }
+    n = reader_execute(r, data + done, checked);
+    done += n;
+    /* Failed, or a callback paused (perhaps right at the end of what was
+     * checked): what follows waits, unchecked, for the resume. */
+    if (r->status != 0 || n < checked || r->paused)
+      break;
+  }
+  if (r->state == ST_CLOSED && r->status == 0)
+    return len;
+  *status = r->status;
+  return done;
 }
 
 void lc__http_reader_resume(lc__http_reader *r) {

@@ -17,6 +17,7 @@
 #include <http_parser.h>
 
 #include "buf.h"
+#include "http_framing.h"
 
 /* Limits; a request over one gets the status in brackets and a close (a
  * response over one fails with the same status as its reason). */
@@ -66,6 +67,7 @@ typedef struct lc__http_reader_cb {
 
 typedef struct lc__http_reader {
   http_parser parser;
+  lc__http_framing framing; /* checks what the lenient parser lets by */
   const lc__http_limits *limits;
   const lc__http_reader_cb *cb;
   void *arg;
@@ -103,8 +105,9 @@ void lc__http_reader_free(lc__http_reader *r);
 /*
  * Feeds len bytes. Returns how many were consumed: all of them, unless a
  * callback paused (resume, then feed the rest) or the request is bad. On a
- * bad request *status is the HTTP status to answer with (400, 413, 414, 431)
- * and lc__http_reader_error() says why; the reader accepts nothing more.
+ * bad request *status is the HTTP status to answer with (400, 413, 414, 431,
+ * 505) and lc__http_reader_error() says why; the reader accepts nothing
+ * more.
  */
 size_t lc__http_reader_feed(lc__http_reader *r, const char *data, size_t len,
                             int *status);

@@ -7,7 +7,9 @@
  * request arrives, parsing pauses and the unread bytes wait; they are
  * parsed once the response finishes. Responses written while the
  * connection is reading are batched and sent with one write at the end of
- * the read, so pipelined requests get one write for many answers.
+ * the read, so pipelined requests get one write for many answers. A client
+ * that pipelines and does not read its answers is not read from either:
+ * once 64 KiB of answers wait to be sent, parsing pauses until they are out.
  *
  * Deadlines (tcp.c's sweeper) stand for: the idle keep-alive timeout
  * between requests, the header timeout while a head arrives (slow clients
@@ -23,11 +25,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_server.h"
 
 #define DRAIN_GRACE_MS 1000
 #define HIGH_WATER_MARK (16 * 1024)
+#define READ_PAUSE_AT (64 * 1024) /* answers waiting: stop reading requests */
 #define KEEP_OUT_BUFFER_MAX (256 * 1024)
 
 struct lc__http_conn {
@@ -44,13 +48,17 @@ struct lc__http_conn {
   int head_sent;
   int chunked;
   int no_body;
+  int64_t declared; /* the response's Content-Length, or -1 */
+  uint64_t body_sent;
   int keep_alive;  /* the current request allows another */
   int close_after; /* end the connection after the current response */
   int draining;    /* the server is closing */
   int paused;      /* parsing waits for a response to finish */
-  int peer_done;   /* the client sent FIN: close once answered */
+  int peer_done;   /* the client sent FIN: close once answered (what it
+                      pipelined before; a pending answer is aborted) */
   int client_close; /* the client did not allow another request */
   int want_drain;  /* the user waits for on_drain */
+  int out_full;    /* parsing waits for the answers to be sent */
   int armed;       /* which deadline is set (ARM_*) */
   int major, minor;
   int head_request;
@@ -86,7 +94,7 @@ void lc__http_server_init(lc__http_server *server,
 
 /* Deadlines ------------------------------------------------------------------- */
 
-enum { ARM_NONE, ARM_IDLE, ARM_HEAD, ARM_REQUEST, ARM_DRAIN };
+enum { ARM_NONE, ARM_IDLE, ARM_HEAD, ARM_REQUEST, ARM_DRAIN, ARM_SEND };
 
 /* Sets the deadline for the connection's state, when the state changed. */
 static void hconn_arm(lc__http_conn *h) {
@@ -97,6 +105,10 @@ static void hconn_arm(lc__http_conn *h) {
     return;
   if (h->busy) {
     armed = ARM_REQUEST;
+    ms = h->cfg->request_timeout_ms;
+  } else if (h->out_full) {
+    /* Waiting on a client that does not read: as long as for a handler. */
+    armed = ARM_SEND;
     ms = h->cfg->request_timeout_ms;
   } else if (lc__http_reader_in_head(&h->reader)) {
     armed = ARM_HEAD;
@@ -144,6 +156,8 @@ static void on_resume_check(uv_check_t *handle) {
     hconn_flush(h);
     if (hconn_cut_short(h))
       continue;
+    if (!h->busy && !h->c->closing)
+      hconn_arm(h);
     if (!h->paused && !h->c->closing)
       lc__conn_resume(h->c);
   }
@@ -268,6 +282,21 @@ static void hconn_error(lc__http_conn *h, int status) {
   hconn_flush(h);
 }
 
+/* Answers waiting to be sent (batched or queued) are past the point where
+ * reading more requests stops. */
+static int hconn_output_full(lc__http_conn *h) {
+  return lc__buf_size(&h->out) + lc__conn_write_queue(h->c) >= READ_PAUSE_AT;
+}
+
+/* Parsing paused for answers to go out: it resumes once they have. */
+static void hconn_maybe_unblock(lc__http_conn *h) {
+  if (!h->out_full || lc__conn_write_queue(h->c) > 0 || h->c->closing)
+    return;
+  h->out_full = 0;
+  h->armed = ARM_NONE;
+  hconn_schedule_resume(h);
+}
+
 /* Sends what is batched; ends the connection when the response says so. */
 static void hconn_flush(lc__http_conn *h) {
   lc__conn *c = h->c;
@@ -282,6 +311,7 @@ static void hconn_flush(lc__http_conn *h) {
       return;
     }
   }
+  hconn_maybe_unblock(h);
   if (h->busy || c->closing)
     return;
   if (h->close_after && h->client_close && h->complete &&
@@ -316,6 +346,37 @@ static void hconn_response_done(lc__http_conn *h) {
   hconn_arm(h);
 }
 
+/* The Content-Length the app declared: -1 when none (or Transfer-Encoding
+ * frames the body instead), UV_EINVAL when it is not a number or two
+ * disagree. */
+static int64_t declared_length(const lc__http_reply *head) {
+  const lc__http_header *hd;
+  int64_t found = -1, v;
+  size_t i, j;
+
+  for (i = 0; i < head->nheaders; i++) {
+    hd = &head->headers[i];
+    if (hd->name_len == 17 && !strncasecmp(hd->name, "transfer-encoding", 17))
+      return -1;
+  }
+  for (i = 0; i < head->nheaders; i++) {
+    hd = &head->headers[i];
+    if (hd->name_len != 14 || strncasecmp(hd->name, "content-length", 14))
+      continue;
+    if (hd->value_len == 0 || hd->value_len > 18)
+      return UV_EINVAL;
+    for (v = 0, j = 0; j < hd->value_len; j++) {
+      if (hd->value[j] < '0' || hd->value[j] > '9')
+        return UV_EINVAL;
+      v = v * 10 + (hd->value[j] - '0');
+    }
+    if (found >= 0 && found != v)
+      return UV_EINVAL;
+    found = v;
+  }
+  return found;
+}
+
 static int hconn_write_head(lc__http_conn *h, const lc__http_reply *head,
                             int64_t content_length) {
   lc__http_response res;
@@ -340,6 +401,34 @@ static int hconn_write_head(lc__http_conn *h, const lc__http_reply *head,
   return 0;
 }
 
+/* The body may not pass the length the head declared: bytes past it would
+ * be read as the next response on a keep-alive connection. */
+static int hconn_check_length(lc__http_conn *h, const lc__http_reply *head,
+                              size_t len, int finish) {
+  if (!h->head_sent) {
+    h->declared = declared_length(head);
+    if (h->declared == UV_EINVAL)
+      return UV_EINVAL;
+    /* HEAD, 1xx, 204 and 304 carry no body: the writer drops it. */
+    if (h->head_request || head->status < 200 || head->status == 204 ||
+        head->status == 304)
+      h->declared = -1;
+  }
+  if (h->declared < 0)
+    return 0;
+  if (h->body_sent + len > (uint64_t)h->declared) {
+    h->close_after = 1; /* what follows cannot be trusted: end with it */
+    return LC__HTTP_TOO_LONG;
+  }
+  if (finish && h->body_sent + len < (uint64_t)h->declared) {
+    lc__log(LC__LOG_WARN, "response ended after %llu of its %lld declared "
+            "bytes: closing the connection",
+            (unsigned long long)(h->body_sent + len), (long long)h->declared);
+    h->close_after = 1; /* the client waits for bytes that never come */
+  }
+  return 0;
+}
+
 int lc__http_respond(lc__http_conn *h, uint32_t seq,
                      const lc__http_reply *head, const char *chunk,
                      size_t len, int finish) {
@@ -347,11 +436,15 @@ int lc__http_respond(lc__http_conn *h, uint32_t seq,
 
   if (h == NULL || h->seq != seq || !h->busy || h->c->closing)
     return LC__HTTP_GONE;
+  err = hconn_check_length(h, head, len, finish);
+  if (err)
+    return err;
   if (!h->head_sent) {
     err = hconn_write_head(h, head, finish ? (int64_t)len : -1);
     if (err)
       return err;
   }
+  h->body_sent += len;
   if (len > 0 && !h->no_body) {
     if (h->chunked)
       lc__http_write_chunk(&h->out, chunk, len);
@@ -376,7 +469,26 @@ int lc__http_backlogged(lc__http_conn *h) {
   return 1;
 }
 
-void lc__http_conn_destroy(lc__http_conn *h) { lc__conn_close(h->c); }
+void lc__http_conn_destroy(lc__http_conn *h) {
+  lc__conn *c = h->c;
+
+  if (c->closing || c->shutdown)
+    return;
+  /* What is batched goes out, then the connection ends the way a "close"
+   * response does: nothing more is answered, and the client reads what
+   * was sent before it sees the end. */
+  h->close_after = 1;
+  h->seq++; /* the handler's late writes go nowhere */
+  if (lc__buf_size(&h->out) > 0) {
+    int err = lc__conn_write(c, lc__buf_data(&h->out), lc__buf_size(&h->out));
+    lc__buf_reset(&h->out);
+    if (err) {
+      lc__conn_close(c);
+      return;
+    }
+  }
+  lc__conn_shutdown(c);
+}
 
 uint32_t lc__http_conn_seq(const lc__http_conn *h) { return h->seq; }
 
@@ -407,6 +519,8 @@ static int on_head(void *arg, const lc__http_head *head) {
   h->armed = ARM_NONE;
   h->complete = 0;
   h->head_sent = 0;
+  h->declared = -1;
+  h->body_sent = 0;
   h->keep_alive = head->keep_alive;
   h->major = head->major;
   h->minor = head->minor;
@@ -442,6 +556,12 @@ static int on_complete(void *arg) {
   if (h->busy) {
     /* Answer in order: the next request waits for this response. */
     h->paused = 1;
+    return 1;
+  }
+  if (hconn_output_full(h)) {
+    /* The client is not reading its answers: stop reading its requests. */
+    h->paused = 1;
+    h->out_full = 1;
     return 1;
   }
   return 0;
@@ -516,16 +636,23 @@ static void http_on_read(lc__conn *c, const char *data, size_t len) {
 static void http_on_eof(lc__conn *c) {
   lc__http_conn *h = c->data;
 
-  if (h == NULL) {
-    lc__conn_close(c);
+  if (h != NULL && h->busy) {
+    /* The client went away while its answer was pending (Node's rule for
+     * a server that does not keep half-open connections): the app hears
+     * "aborted", a late answer goes nowhere, and the connection ends after
+     * what is queued. A drain never waits on it. */
+    h->busy = 0;
+    h->seq++;
+    h->cfg->cb->on_abort(h);
+    lc__conn_close_when_written(c);
     return;
   }
-  h->peer_done = 1;
-  if (hconn_cut_short(h))
-    return;
   /* The client is done sending: answer what it sent, then close. */
-  if (!h->busy && !h->paused && lc__buf_size(&h->pending) == 0)
-    lc__conn_close(c);
+  if (h != NULL && (h->paused || lc__buf_size(&h->pending) > 0)) {
+    h->peer_done = 1;
+    return;
+  }
+  lc__conn_close(c);
 }
 
 static void http_on_timeout(lc__conn *c) {
@@ -552,7 +679,10 @@ static void http_on_timeout(lc__conn *c) {
 static void http_on_drain(lc__conn *c) {
   lc__http_conn *h = c->data;
 
-  if (h == NULL || !h->want_drain)
+  if (h == NULL)
+    return;
+  hconn_maybe_unblock(h);
+  if (!h->want_drain)
     return;
   h->want_drain = 0;
   h->cfg->cb->on_drain(h);

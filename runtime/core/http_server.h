@@ -23,7 +23,8 @@ typedef struct lc__http_server_cb {
   /* A piece of its body; and the end of it. */
   void (*on_body)(lc__http_conn *hc, const char *data, size_t len);
   void (*on_end)(lc__http_conn *hc);
-  /* The connection closed before the current response was finished. */
+  /* The client went away (FIN or reset) before the current response was
+   * finished: a late answer goes nowhere. */
   void (*on_abort)(lc__http_conn *hc);
   /* The response that was told "backlogged" may write again. */
   void (*on_drain)(lc__http_conn *hc);
@@ -59,12 +60,17 @@ typedef struct lc__http_reply {
   size_t nheaders;
 } lc__http_reply;
 
+/* The chunk would pass the Content-Length the head declared: nothing is
+ * written, and the connection closes after this response. */
+#define LC__HTTP_TOO_LONG 2
 
 /*
  * Writes to the response of request seq: the head (the first call, from
  * head), then a body chunk, and with finish the end. Returns 0,
- * LC__HTTP_GONE (the connection closed or moved on: nothing written), or
- * UV_EINVAL when a header name or value is invalid (nothing written).
+ * LC__HTTP_GONE (the connection closed or moved on: nothing written),
+ * LC__HTTP_TOO_LONG, or UV_EINVAL when a header name or value is invalid or
+ * Content-Length is not a number (nothing written). A response that ends
+ * short of its Content-Length closes the connection after it.
  */
 int lc__http_respond(lc__http_conn *hc, uint32_t seq,
                      const lc__http_reply *head, const char *chunk,
@@ -72,7 +78,8 @@ int lc__http_respond(lc__http_conn *hc, uint32_t seq,
 /* Whether the response's bytes waiting to be sent passed 16 KiB: then
  * on_drain follows once they are out. */
 int lc__http_backlogged(lc__http_conn *hc);
-/* Drops the connection (a handler failed after its head went out). */
+/* Ends the connection after what is already written (a handler failed
+ * after its head went out): the rest of the response never comes. */
 void lc__http_conn_destroy(lc__http_conn *hc);
 /* The request being answered (its sequence number). */
 uint32_t lc__http_conn_seq(const lc__http_conn *hc);

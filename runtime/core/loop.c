@@ -43,6 +43,11 @@ void lc__core_exit(lc__core *core, int code) {
   uv_stop(&core->loop);
 }
 
+void lc__core_finish(lc__core *core) {
+  core->finished = 1;
+  uv_stop(&core->loop);
+}
+
 static void walk_close(uv_handle_t *handle, void *arg) {
   lc__owner *owner = handle->data;
 

@@ -8,19 +8,24 @@
  *   crash        restart at once; if it keeps crashing, wait 100 ms, x1.5
  *                each time up to 15 s; the wait resets once a worker has
  *                stayed up 30 s. Exit code 78 (the script cannot load) is
- *                not restarted.
- *   SIGUSR2      rolling reload (also `luacluster reload`): slot by slot,
+ *                not restarted; nor is an instance whose workers failed
+ *                within --min-uptime of starting --max-restarts times in a
+ *                row (PM2's rule): it is "errored". When every instance is
+ *                left empty so, the master exits 1.
+ *   SIGUSR2/HUP  rolling reload (also `luacluster reload`): slot by slot,
  *                start a new worker, wait until it is ready (listening, or
  *                process.send("ready") with --wait-ready), then disconnect
  *                the old one. A new worker that dies or is not ready within
  *                --listen-timeout ends the reload; the old workers serve on.
- *   SIGTERM/INT  graceful stop (also `luacluster stop`): stop accepting,
- *                every worker finishes its in-flight requests; those still
- *                busy after --kill-timeout get SIGKILL; exit 0. A second
- *                SIGINT stops at once.
+ *   SIGTERM/INT  graceful stop (also `luacluster stop`; SIGQUIT too):
+ *                stop accepting, every worker finishes its in-flight
+ *                requests; those still busy after --kill-timeout get
+ *                SIGKILL; exit 0. A second SIGINT stops at once.
+ *   SIGUSR1      reopen the log file (--log), and every worker its own.
  *   health       every second: a worker over --max-memory is replaced
- *                gracefully; one whose loop misses heartbeats for
- *                --heartbeat-timeout is killed and restarted.
+ *                gracefully. Pings go a quarter of --heartbeat-timeout
+ *                apart (at most a second), and a worker whose loop has not
+ *                answered for that long is killed and restarted.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -300,9 +305,15 @@ static void reload_next(lc__manager *m) {
 
   while (m->reload.index < m->nslots) {
     lc__slot *slot = m->slots[m->reload.index];
-    if (slot->removed || slot->fatal) {
+    if (slot->removed) {
       m->reload.index++;
       continue;
+    }
+    if (slot->fatal || slot->errored) {
+      /* The code may be fixed now: the instance gets another chance. */
+      slot->fatal = slot->errored = 0;
+      slot->quick_failures = 0;
+      slot->backoff_ms = 0;
     }
     if (slot->w == NULL) {
       /* Empty (between crashes): a fresh start is its reload. */
@@ -368,6 +379,44 @@ static void managed_worker_on_message(lc__worker *w, const char *json, size_t le
     worker_ready(w);
 }
 
+/* Every instance is left empty for good (fatal or errored): nothing will
+ * serve, so the master ends with an error. */
+static void check_all_failed(lc__manager *m) {
+  int i;
+
+  for (i = 0; i < m->nslots; i++) {
+    lc__slot *slot = m->slots[i];
+    if (!slot->removed && !slot->fatal && !slot->errored)
+      return;
+    if (slot->w != NULL || slot->incoming != NULL)
+      return;
+  }
+  lc__log(LC__LOG_ERROR, "no instance can run: exiting");
+  m->exit_code = 1;
+  uv_stop(&m->core->loop);
+}
+
+/* A worker of the slot ended: counts quick failures; 1 when the slot is
+ * errored now (said once), 0 to restart it. */
+static int slot_errored(lc__slot *slot, uint64_t uptime_ms) {
+  lc__core *core = slot->m->core;
+
+  if (uptime_ms >= core->opts.min_uptime_ms) {
+    slot->quick_failures = 0;
+    return 0;
+  }
+  slot->quick_failures++;
+  if (core->opts.max_restarts == 0 ||
+      slot->quick_failures <= (int)core->opts.max_restarts)
+    return 0;
+  slot->errored = 1;
+  lc__log(LC__LOG_ERROR, "instance %d errored: its worker failed within %u ms "
+          "of starting %d times in a row (--min-uptime, --max-restarts); "
+          "not restarting it (a reload or scale tries again)", slot->instance,
+          core->opts.min_uptime_ms, slot->quick_failures);
+  return 1;
+}
+
 static void managed_worker_on_exit(lc__worker *w, int64_t code, int signum) {
   lc__manager *m = manager_of(w);
   lc__slot *slot = w->data;
@@ -391,10 +440,9 @@ static void managed_worker_on_exit(lc__worker *w, int64_t code, int signum) {
         lc__log(LC__LOG_ERROR, "instance %d: the worker cannot start (exit "
                 "code %d): not restarting it", slot->instance, LC__EXIT_FATAL);
         slot->fatal = 1;
-        if (workers_alive(m) == 0) {
-          m->exit_code = 1;
-          uv_stop(&m->core->loop);
-        }
+        check_all_failed(m);
+      } else if (slot_errored(slot, uptime)) {
+        check_all_failed(m);
       } else {
         schedule_restart(slot, uptime, w->ready);
       }
@@ -516,25 +564,34 @@ static void ping(lc__worker *w, uint64_t seq) {
   lc__channel_send_control(&w->channel, &c, -1);
 }
 
+/* A worker whose loop has not answered a ping for --heartbeat-timeout is
+ * stuck (a Lua busy loop, say): it is killed, and restarted as a crash. */
+static void check_heartbeat(lc__manager *m, lc__slot *slot, uint64_t now) {
+  lc__core *core = m->core;
+  lc__worker *w = slot->w;
+
+  if (m->ticks % m->ping_ticks == 0) {
+    ping(w, m->ticks);
+    ping(slot->incoming, m->ticks);
+  }
+  if (w == NULL || m->stopping || core->opts.heartbeat_timeout_ms == 0 ||
+      now - w->last_pong_ms <= core->opts.heartbeat_timeout_ms)
+    return;
+  lc__log(LC__LOG_WARN, "[worker%d] pid %d: no heartbeat for %llu ms (its "
+          "event loop is stuck): killing it", w->id, w->pid,
+          (unsigned long long)(now - w->last_pong_ms));
+  w->last_pong_ms = now; /* once */
+  lc__worker_kill(w, SIGKILL);
+}
+
 static void check_health(lc__manager *m, lc__slot *slot, uint64_t now) {
   lc__core *core = m->core;
   lc__worker *w = slot->w;
 
-  ping(w, m->ticks);
-  ping(slot->incoming, m->ticks);
   sample(w, &slot->sample, now);
   sample(slot->incoming, &slot->incoming_sample, now);
   if (w == NULL || m->stopping)
     return;
-  if (core->opts.heartbeat_timeout_ms > 0 &&
-      now - w->last_pong_ms > core->opts.heartbeat_timeout_ms) {
-    lc__log(LC__LOG_WARN, "[worker%d] pid %d: no heartbeat for %llu ms (its "
-            "event loop is stuck): killing it", w->id, w->pid,
-            (unsigned long long)(now - w->last_pong_ms));
-    w->last_pong_ms = now; /* once */
-    lc__worker_kill(w, SIGKILL);
-    return;
-  }
   if (core->opts.max_memory > 0 && slot->sample.rss > core->opts.max_memory &&
       slot->incoming == NULL) {
     lc__log(LC__LOG_WARN, "[worker%d] pid %d: RSS %zu MiB is over the "
@@ -568,6 +625,7 @@ static void on_tick(uv_timer_t *timer) {
                m->core->opts.listen_timeout_ms);
       replace_failed(slot, why);
     }
+    check_heartbeat(m, slot, now);
     if (m->ticks % SAMPLE_EVERY == 0)
       check_health(m, slot, now);
   }
@@ -633,7 +691,8 @@ int lc__manager_scale(lc__manager *m, int n) {
     lc__slot *slot = m->slots[i];
     if (i < n && slot->removed) {
       slot->removed = 0;
-      slot->fatal = 0;
+      slot->fatal = slot->errored = 0;
+      slot->quick_failures = 0;
       slot->backoff_ms = 0;
       slot_start(slot);
     } else if (i >= n && !slot->removed) {
@@ -653,12 +712,17 @@ static void on_signal(uv_signal_t *handle, int signum) {
   lc__manager *m = handle->data;
   lc__retiree *r;
 
-  if (signum == SIGUSR2) {
+  if (signum == SIGUSR2 || signum == SIGHUP) {
     lc__manager_reload(m, NULL);
     return;
   }
   if (signum == SIGURG) {
     lc__upgrade_start(m, NULL);
+    return;
+  }
+  if (signum == SIGUSR1) {
+    lc__log_reopen();
+    lc__workers_signal(m->core, SIGUSR1);
     return;
   }
   if (signum == SIGINT && m->stopping) {
@@ -683,7 +747,8 @@ static int count_workers(lc__core *core) {
 }
 
 int lc__manager_run(lc__core *core) {
-  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGURG};
+  static const int sigs[] = {SIGTERM, SIGINT, SIGHUP,  SIGQUIT,
+                             SIGUSR2, SIGUSR1, SIGURG};
   lc__manager m;
   lc__retiree *r;
   int i, code;
@@ -704,17 +769,33 @@ int lc__manager_run(lc__core *core) {
     uv_signal_start(&m.signals[i], on_signal, sigs[i]);
     uv_unref((uv_handle_t *)&m.signals[i]);
   }
+  /* Pings a quarter of the heartbeat timeout apart, at most a second:
+   * a healthy idle worker always answers in time. */
+  m.ping_ticks = SAMPLE_EVERY;
+  if (core->opts.heartbeat_timeout_ms > 0) {
+    unsigned every = core->opts.heartbeat_timeout_ms / 4 / TICK_MS;
+    if (every < 1) {
+      lc__log(LC__LOG_WARN, "--heartbeat-timeout %u ms is less than 4 pings "
+              "of %d ms: using %d ms", core->opts.heartbeat_timeout_ms,
+              TICK_MS, 4 * TICK_MS);
+      core->opts.heartbeat_timeout_ms = 4 * TICK_MS;
+      every = 1;
+    }
+    if (every < m.ping_ticks)
+      m.ping_ticks = every;
+  }
   uv_timer_init(&core->loop, &m.tick);
   m.tick.data = &m;
   uv_timer_start(&m.tick, on_tick, TICK_MS, TICK_MS);
   uv_unref((uv_handle_t *)&m.tick);
-  if (lc__upgrade_child_init(&m) <= 0)
-    lc__control_listen(&m);
-
   for (i = 0; i < m.nslots; i++)
     if ((m.slots[i] = slot_new(&m, i)) == NULL)
       return 1;
-  if (lc__metrics_start(&m) != 0) {
+
+  /* A new master of a binary upgrade gets the control socket later. */
+  if (lc__upgrade_child_init(&m) <= 0 && lc__control_listen(&m) == UV_EPERM) {
+    m.exit_code = 1; /* an unsafe control directory: start nothing */
+  } else if (lc__metrics_start(&m) != 0) {
     m.exit_code = 1;
   } else {
     lc__log(LC__LOG_INFO, "No. of worker processes: %d", m.nslots);

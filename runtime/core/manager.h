@@ -30,6 +30,8 @@ struct lc__slot {
   int restarts;
   unsigned backoff_ms;
   int fatal;   /* exited with LC__EXIT_FATAL: left empty */
+  int quick_failures; /* in a row, each within --min-uptime of its start */
+  int errored; /* --max-restarts quick failures: left empty */
   uint64_t crash_at[5]; /* when its workers last died (a ring) */
   int crash_next;
   int removed; /* scaled away */
@@ -46,7 +48,7 @@ typedef struct lc__retiree {
 
 struct lc__manager {
   lc__owner owner;
-  uv_signal_t signals[6];
+  uv_signal_t signals[7];
   uv_timer_t tick;
   lc__core *core;
   lc__slot **slots;
@@ -58,6 +60,7 @@ struct lc__manager {
   uint64_t stop_kill_at_ms;
   int exit_code;
   uint64_t ticks;
+  unsigned ping_ticks; /* heartbeats this many ticks apart */
   /* A rolling reload in progress: the slot being replaced. */
   struct {
     int active;

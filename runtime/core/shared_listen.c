@@ -64,6 +64,12 @@ int lc__shared_listen(lc__server *s, const char *host, int port, int backlog,
   return err ? err : 1;
 }
 
+/* Out of descriptors: said once a second, not once a connection. */
+static void log_out_of_fds(lc__core *core, const char *what) {
+  if (lc__log_due(&core->fds_logged_ms, 1000))
+    lc__log(LC__LOG_WARN, "out of file descriptors: %s", what);
+}
+
 /* A connection the master accepted: take it (or refuse it) and say so. */
 static void take_connection(lc__core *core, lc__server *s,
                             const lc__control *c, int fd) {
@@ -72,6 +78,14 @@ static void take_connection(lc__core *core, lc__server *s,
   memset(&ack, 0, sizeof(ack));
   ack.cmd = LC__CTL_ACCEPTED;
   ack.ticket = c->ticket;
+  if (fd == LC__CHANNEL_FD_LOST) {
+    /* The kernel could not give it to us: the master gives it to another
+     * worker, or keeps it until one can take it. */
+    log_out_of_fds(core, "a connection goes back to the master");
+    ack.status = UV_EMFILE;
+    lc__link_send_control(core, &ack);
+    return;
+  }
   /* Also while closing: the master sent it before it knew. A server that
    * is gone refuses it, and the master gives it to another. */
   if (s != NULL && s->state != LC__SERVER_CLOSED) {
@@ -109,6 +123,13 @@ void lc__shared_listen_on_control(lc__core *core, const lc__control *c,
   if (s == NULL || s->state != LC__SERVER_BINDING) {
     if (fd >= 0)
       close(fd);
+    return;
+  }
+  if (fd == LC__CHANNEL_FD_LOST) {
+    /* The socket to accept on never arrived (out of descriptors). */
+    log_out_of_fds(core, "the listening socket from the master could not "
+                         "be received");
+    listen_failed(s, UV_EMFILE);
     return;
   }
   if (c->cmd == LC__CTL_LISTEN_REPLY) {

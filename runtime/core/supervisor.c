@@ -132,8 +132,9 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
     memcpy(&w->stats, f->payload, sizeof(w->stats));
     return;
   }
-  if (fd >= 0) {
-    close(fd); /* workers never send descriptors */
+  if (fd != -1) {
+    if (fd >= 0)
+      close(fd); /* workers never send descriptors */
     lc__channel_close(ch, UV_EPROTO, "descriptor sent by a worker");
     return;
   }
@@ -221,7 +222,8 @@ static int is_worker_var(const char *kv) {
   static const char *names[] = {LC__ENV_WORKER_ID, LC__ENV_CHANNEL_FD,
                                 LC__ENV_MASTER_PID, LC__ENV_EXEC,
                                 LC__ENV_ARGC, LC__ENV_INSTANCE,
-                                LC__ENV_MAX_MESSAGE, LC__ENV_SHARED};
+                                LC__ENV_MAX_MESSAGE, LC__ENV_SHARED,
+                                LC__ENV_LOG};
   size_t i, n;
 
   for (i = 0; i < LC__ARRAY_SIZE(names); i++) {
@@ -236,14 +238,15 @@ static int is_worker_var(const char *kv) {
  * variables it carried, plus this worker's (kept in `own` and `dicts`,
  * which must live until the spawn). */
 static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
-                         char own[7][ENV_ROW], char *dicts) {
+                         char own[8][ENV_ROW], char *dicts) {
   char **src = spec->env ? spec->env : environ;
+  const char *log = w->core->opts.log_path;
   char **env;
   size_t n = 0, i, k = 0;
 
   while (src[n] != NULL)
     n++;
-  env = calloc(n + 9, sizeof(char *));
+  env = calloc(n + 10, sizeof(char *)); /* ours, dicts, log, NULL */
   if (env == NULL)
     return NULL;
   for (i = 0; i < n; i++)
@@ -263,6 +266,11 @@ static char **worker_env(lc__worker *w, const lc__worker_spec *spec,
     k--; /* only managed workers have an instance number */
   if (dicts[0] != '\0')
     env[k++] = dicts;
+  /* A silent worker's output goes nowhere, not to the log file. */
+  if (log != NULL && !spec->silent) {
+    snprintf(own[7], ENV_ROW, "%s=%s", LC__ENV_LOG, log);
+    env[k++] = own[7];
+  }
   env[k] = NULL;
   return env;
 }
@@ -289,7 +297,7 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
   uv_process_options_t opts;
   uv_stdio_container_t stdio[4 + LC__DICTS_MAX];
   int dict_fds[LC__DICTS_MAX];
-  char own[7][ENV_ROW], dicts[LC__DICTS_ENV_MAX];
+  char own[8][ENV_ROW], dicts[LC__DICTS_ENV_MAX];
   int ndicts = lc__dicts_pass(w->core, LC__CHANNEL_CHILD_FD + 1, dict_fds,
                               dicts);
   char **env = worker_env(w, spec, own, dicts);
@@ -402,9 +410,16 @@ void lc__worker_disconnect(lc__worker *w) {
 }
 
 int lc__worker_kill(lc__worker *w, int signum) {
-  w->exited_after_disconnect = 1;
   if (w->dead)
     return UV_ESRCH;
   lc__dispatch_worker_gone(w);
   return uv_process_kill(&w->process, signum);
+}
+
+void lc__workers_signal(lc__core *core, int signum) {
+  lc__worker *w;
+
+  for (w = core->sup ? core->sup->workers : NULL; w != NULL; w = w->next)
+    if (!w->dead)
+      uv_process_kill(&w->process, signum);
 }

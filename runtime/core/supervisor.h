@@ -97,6 +97,8 @@ int lc__worker_send(lc__worker *w, const char *data, size_t len);
 /* Graceful: no new connections; the worker finishes and disconnects. */
 void lc__worker_disconnect(lc__worker *w);
 int lc__worker_kill(lc__worker *w, int signum);
+/* Sends signum to every live worker (SIGUSR1: they reopen their logs). */
+void lc__workers_signal(lc__core *core, int signum);
 int lc__worker_connected(const lc__worker *w);
 /* Drops an owner reference; the struct is freed when nothing holds it. */
 void lc__worker_release(lc__worker *w);

@@ -7,10 +7,18 @@
  * sweeper timer rather than a timer per connection. A connection that ends
  * after a response is shut down for writing and read until the peer's FIN
  * (a lingering close), so a client's last request is never answered with a
- * reset.
+ * reset. Lingering is bounded in time (from its start, whatever arrives)
+ * and in bytes: a client that trickles or floods cannot hold it.
+ *
+ * A server that accepts itself polls its listening socket and calls
+ * accept4(). Out of descriptors (EMFILE), it stops accepting for a moment
+ * and tries again, clients waiting in the backlog meanwhile, as nginx does,
+ * rather than closing them (libuv's own way).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sd_notify.h"
@@ -20,6 +28,9 @@
 #define READ_BUFFER_SIZE (64 * 1024)
 #define SWEEP_MS 250
 #define LINGER_MS 2000
+#define LINGER_MAX_BYTES (256 * 1024)
+#define ACCEPTS_PER_WAKEUP 64
+#define ACCEPT_PAUSE_MS 100
 
 struct lc__tcp {
   lc__owner owner; /* first: the sweeper's data points here */
@@ -34,6 +45,13 @@ struct lc__tcp {
     int init;
     int started;
   } sweeper;
+  struct lc__accept_pause {
+    lc__owner owner; /* the timer's data points here */
+    uv_timer_t timer;
+    lc__tcp *tcp;
+    int init;
+    int on; /* out of descriptors: no server accepts until it fires */
+  } pause;
   char read_buffer[READ_BUFFER_SIZE];
 };
 
@@ -176,8 +194,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
   if (nread > 0) {
     lc__conn_touch(c);
-    if (c->shutdown) /* lingering: the answer is sent, discard the rest */
+    if (c->shutdown) {
+      /* Lingering: the answer is sent, the rest is dropped, up to a point. */
+      c->linger_bytes += (size_t)nread;
+      if (c->linger_bytes > LINGER_MAX_BYTES)
+        lc__conn_close(c);
       return;
+    }
     c->ops->on_read(c, buf->base, (size_t)nread);
     return;
   }
@@ -288,8 +311,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     lc__conn_close(c);
     return;
   }
-  /* Read (and drop) until the peer's FIN, for a while. */
+  /* Read (and drop) until the peer's FIN, for a while: the deadline is
+   * fixed now, reads do not push it. */
   lc__conn_set_timeout(c, LINGER_MS);
+  c->timeout_ms = 0;
   lc__conn_resume(c);
 }
 
@@ -388,25 +413,6 @@ static void conn_start(lc__conn *c) {
   lc__conn_resume(c);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
-  lc__server *s = listener->data;
-  lc__conn *c;
-
-  if (status < 0) {
-    lc__log(LC__LOG_WARN, "accept on %s:%d failed: %s", s->addr, s->port,
-            uv_strerror(status));
-    return;
-  }
-  c = conn_new(s->core, s, s->ops);
-  if (c == NULL)
-    return;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    lc__conn_close(c);
-    return;
-  }
-  conn_start(c);
-}
-
 void lc__server_adopt(lc__server *s, int fd) {
   lc__conn *c = conn_new(s->core, s, s->ops);
 
@@ -472,6 +478,86 @@ int lc__conn_connect(lc__core *core, const struct sockaddr *addr,
   return 0;
 }
 
+/* Accepting ------------------------------------------------------------------- */
+
+static void on_acceptable(uv_poll_t *handle, int status, int events);
+
+static void server_poll(lc__server *s, int on) {
+  if (on && (s->core->tcp->pause.on || s->state != LC__SERVER_LISTENING))
+    return;
+  if (!s->has_listener || s->polling == on ||
+      uv_is_closing((uv_handle_t *)&s->listener))
+    return;
+  s->polling = on;
+  if (on)
+    uv_poll_start(&s->listener, UV_READABLE, on_acceptable);
+  else
+    uv_poll_stop(&s->listener);
+}
+
+static void on_accept_pause_over(uv_timer_t *timer) {
+  lc__tcp *tcp = ((struct lc__accept_pause *)timer->data)->tcp;
+  lc__server *s;
+
+  tcp->pause.on = 0;
+  for (s = tcp->servers; s != NULL; s = s->next)
+    server_poll(s, 1);
+}
+
+static void pause_owner_close(uv_handle_t *handle) { uv_close(handle, NULL); }
+
+/* Out of descriptors: no server accepts for ACCEPT_PAUSE_MS. */
+static void accept_pause(lc__core *core) {
+  lc__tcp *tcp = core->tcp;
+  lc__server *s;
+
+  if (tcp->pause.on)
+    return;
+  tcp->pause.on = 1;
+  for (s = tcp->servers; s != NULL; s = s->next)
+    server_poll(s, 0);
+  if (lc__log_due(&core->fds_logged_ms, 1000))
+    lc__log(LC__LOG_WARN, "out of file descriptors: accepting again in %d ms",
+            ACCEPT_PAUSE_MS);
+  if (!tcp->pause.init) {
+    tcp->pause.init = 1;
+    tcp->pause.owner.close = pause_owner_close;
+    tcp->pause.tcp = tcp;
+    uv_timer_init(&core->loop, &tcp->pause.timer);
+    tcp->pause.timer.data = &tcp->pause;
+    uv_unref((uv_handle_t *)&tcp->pause.timer);
+  }
+  uv_timer_start(&tcp->pause.timer, on_accept_pause_over, ACCEPT_PAUSE_MS, 0);
+}
+
+static void on_acceptable(uv_poll_t *handle, int status, int events) {
+  lc__server *s = handle->data;
+  int i, fd;
+
+  (void)events;
+  if (status < 0) {
+    if (lc__log_due(&s->core->fds_logged_ms, 1000))
+      lc__log(LC__LOG_WARN, "accept on %s:%d failed: %s", s->addr, s->port,
+              uv_strerror(status));
+    return;
+  }
+  for (i = 0; i < ACCEPTS_PER_WAKEUP && s->polling; i++) {
+    fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno == EMFILE || errno == ENFILE)
+        accept_pause(s->core);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+               lc__log_due(&s->core->fds_logged_ms, 1000))
+        lc__log(LC__LOG_WARN, "accept on %s:%d failed: %s", s->addr, s->port,
+                strerror(errno));
+      return;
+    }
+    lc__server_adopt(s, fd);
+  }
+}
+
 /* Servers ------------------------------------------------------------------ */
 
 static void server_owner_close(uv_handle_t *handle) {
@@ -508,34 +594,38 @@ lc__server *lc__server_find(lc__core *core, uint32_t id) {
 static void on_listener_closed(uv_handle_t *handle) {
   lc__server *s = handle->data;
 
+  close(s->listen_fd);
+  s->listen_fd = -1;
   s->has_listener = 0;
+  s->polling = 0;
   server_check_closed(s);
 }
 
 int lc__server_accept_on(lc__server *s, int fd) {
   struct sockaddr_storage ss;
-  int len = sizeof(ss);
+  socklen_t len = sizeof(ss);
   int err;
 
-  uv_tcp_init(&s->core->loop, &s->listener);
-  s->listener.data = s;
-  s->has_listener = 1;
-  err = uv_tcp_open(&s->listener, fd);
-  if (err == 0)
-    err = uv_listen((uv_stream_t *)&s->listener,
-                    s->backlog > 0 ? s->backlog : 511, on_connection);
-  if (err) {
-    /* The handle owns fd now: it goes with the handle. */
-    if (!uv_is_closing((uv_handle_t *)&s->listener))
-      uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  /* Listening already (sockets.c, or the master's); this sets our backlog. */
+  if (listen(fd, s->backlog > 0 ? s->backlog : 511) != 0) {
+    err = uv_translate_sys_error(errno);
+    close(fd);
     return err;
   }
-  if (s->port == 0 &&
-      uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) == 0) {
+  err = uv_poll_init(&s->core->loop, &s->listener, fd);
+  if (err) {
+    close(fd);
+    return err;
+  }
+  s->listener.data = s;
+  s->listen_fd = fd;
+  s->has_listener = 1;
+  if (s->port == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
     s->port = lc__sockaddr_port(&ss);
     lc__sockaddr_ip(&ss, s->addr, sizeof(s->addr));
   }
   s->state = LC__SERVER_LISTENING;
+  server_poll(s, 1);
   return 0;
 }
 
@@ -590,6 +680,7 @@ void lc__server_close(lc__server *s) {
   s->state = LC__SERVER_CLOSING;
   if (s->has_listener && !uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  s->polling = 0;
   for (conn = s->core->tcp->conns; conn != NULL; conn = next) {
     next = conn->next;
     if (conn->server == s && !conn->closing)

@@ -52,8 +52,10 @@ enum lc__server_state {
 
 struct lc__server {
   lc__owner owner;
-  uv_tcp_t listener; /* when this process accepts */
+  uv_poll_t listener; /* when this process accepts: readable listen_fd */
+  int listen_fd;
   int has_listener;
+  int polling;
   lc__core *core;
   uint32_t id;
   int state;
@@ -93,6 +95,7 @@ struct lc__conn {
   uint64_t deadline_ms; /* 0: no timeout armed */
   uint64_t timeout_ms;  /* inactivity timeout, re-armed on activity */
   size_t pending_writes;
+  size_t linger_bytes;  /* dropped while lingering */
   void *data; /* the protocol's */
   uv_connect_t connect_req;
 };

@@ -9,8 +9,12 @@
  * none is lost in between.
  *
  * A worker never outlives its master: the kernel sends it SIGKILL when the
- * master dies (PR_SET_PDEATHSIG), and an unexpected end of the channel makes
- * it exit 0, as a Node worker does.
+ * master dies (PR_SET_PDEATHSIG), and the master closing the channel makes
+ * it exit 0, as a Node worker does (a broken channel: exit 1).
+ *
+ * Once drained, a worker that was told to stop (SIGTERM or SIGINT, see
+ * signals.c) or that runs in managed mode ends its loop whatever timers
+ * remain: nothing keeps a stopped worker waiting for its kill timeout.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@ struct lc__worker_link {
   lc__channel channel;
   int disconnect_asked; /* this worker asked the master to disconnect */
   int disconnecting;    /* the master said DISCONNECT: draining */
+  int stop_signal;      /* told to stop by this signal: exit once drained */
   const lc__link_events *ev;
   void *ev_arg;
 };
@@ -61,6 +66,8 @@ static void link_begin_disconnect(lc__worker_link *link) {
   lc__servers_drain(link->core, link_on_drained);
 }
 
+/* A control record (fd -1), or a HANDLE frame's record and its descriptor
+ * (or LC__CHANNEL_FD_LOST: shared_listen.c refuses the connection). */
 static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   lc__worker_link *link = ch->data;
 
@@ -74,7 +81,7 @@ static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   case LC__CTL_LISTEN_REPLY:
   case LC__CTL_CONNECTION:
   case LC__CTL_LISTENER:
-    if ((c->cmd == LC__CTL_LISTEN_REPLY) != (fd < 0)) {
+    if ((c->cmd == LC__CTL_LISTEN_REPLY) != (fd == -1)) {
       if (fd >= 0)
         close(fd);
       lc__channel_close(ch, UV_EPROTO, "descriptor and command disagree");
@@ -126,8 +133,11 @@ static void link_on_close(lc__channel *ch, int err, const char *reason) {
   if (link->ev != NULL && !core->exiting)
     link->ev->on_disconnect(link->ev_arg);
   if (!link->disconnecting) {
-    /* The master is gone or broke the protocol: nothing to serve for. */
-    lc__core_exit(core, 0);
+    /* The master is gone (0, as Node) or broke the protocol (1): nothing
+     * to serve for. */
+    lc__core_exit(core, err == 0 || err == UV_EOF ? 0 : 1);
+  } else if (link->stop_signal || core->instance >= 0) {
+    lc__core_finish(core);
   }
 }
 
@@ -206,6 +216,26 @@ void lc__link_disconnect(lc__core *core) {
   memset(&c, 0, sizeof(c));
   c.cmd = LC__CTL_DISCONNECT_REQ;
   lc__channel_send_control(&core->link->channel, &c, -1);
+}
+
+void lc__link_stop(lc__core *core, int signum) {
+  lc__worker_link *link = core->link;
+
+  if (link != NULL && link->stop_signal) {
+    lc__log(LC__LOG_WARN, "second %s: exiting at once",
+            lc__signal_name(signum));
+    lc__core_exit(core, 128 + signum);
+    return;
+  }
+  if (link == NULL || link->channel.state != LC__CHANNEL_OPEN) {
+    lc__core_finish(core); /* nothing to drain through */
+    return;
+  }
+  link->stop_signal = signum;
+  lc__log(LC__LOG_INFO, "%s: finishing in-flight requests, then exiting",
+          lc__signal_name(signum));
+  if (!link->disconnecting)
+    lc__link_disconnect(core);
 }
 
 int lc__link_connected(lc__core *core) {

@@ -30,6 +30,9 @@ int lc__link_send(lc__core *core, const char *data, size_t len);
 int lc__link_send_control(lc__core *core, const lc__control *c);
 /* Asks the master to disconnect this worker (cluster.worker:disconnect()). */
 void lc__link_disconnect(lc__core *core);
+/* The worker was told to stop (SIGTERM/SIGINT no listener took): it drains
+ * like a disconnect, then exits; a second stop exits at once. */
+void lc__link_stop(lc__core *core, int signum);
 int lc__link_connected(lc__core *core);
 /* The master said DISCONNECT: the servers drain, then the channel closes. */
 int lc__link_disconnecting(lc__core *core);

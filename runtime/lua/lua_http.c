@@ -18,7 +18,7 @@
 typedef struct lc__lua_http_conn {
   lc__lua_handle base; /* pinned (its own userdata) while the connection is */
   lc__http_conn *hc;
-  int req_ref;   /* the request object while its body streams */
+  int req_ref;   /* the request object until its response finishes */
   int drain_ref; /* the response waiting for "drain" */
 } lc__lua_http_conn;
 
@@ -227,25 +227,27 @@ static void on_body(lc__http_conn *hc, const char *data, size_t len) {
 static void on_end(lc__http_conn *hc) {
   lc__lua_http_conn *conn = *lc__http_conn_data(hc);
   lc_runtime *rt;
-  int ref;
 
   if (conn == NULL || conn->req_ref == LUA_NOREF)
     return;
   rt = conn->base.rt;
-  ref = conn->req_ref;
-  conn->req_ref = LUA_NOREF;
-  if (has_listeners(rt, ref))
-    lc__lua_emit(rt, ref, "end", 0, 0);
+  if (has_listeners(rt, conn->req_ref))
+    lc__lua_emit(rt, conn->req_ref, "end", 0, 0);
   else
-    keep_for_later(rt, ref, NULL, 0);
-  lc__lua_unref(rt, &ref);
+    keep_for_later(rt, conn->req_ref, NULL, 0);
 }
 
+/* The request's "aborted" (and its response's "close", from Lua). */
 static void on_abort(lc__http_conn *hc) {
   lc__lua_http_conn *conn = *lc__http_conn_data(hc);
+  int ref;
 
-  if (conn != NULL && conn->req_ref != LUA_NOREF)
-    lc__lua_emit(conn->base.rt, conn->req_ref, "aborted", 0, 0);
+  if (conn == NULL || conn->req_ref == LUA_NOREF)
+    return;
+  ref = conn->req_ref;
+  conn->req_ref = LUA_NOREF;
+  lc__lua_emit(conn->base.rt, ref, "aborted", 0, 0);
+  lc__lua_unref(conn->base.rt, &ref);
 }
 
 static void on_drain(lc__http_conn *hc) {
@@ -365,10 +367,16 @@ static int http_write(lua_State *L) {
   check_reply(L, &reply, stack);
   r = lc__http_respond(conn->hc, seq, &reply, chunk, len, finish);
   if (r == UV_EINVAL)
-    return luaL_error(L, "invalid header name or value (CR, LF or NUL, or "
-                         "not a token)");
+    return luaL_error(L, "invalid header name or value (CR, LF or NUL, not "
+                         "a token, or a Content-Length that is not a "
+                         "number)");
+  if (r == LC__HTTP_TOO_LONG)
+    return luaL_error(L, "write past the declared Content-Length: the "
+                         "response is cut off and its connection closes");
   if (r < 0)
     return luaL_error(L, "cannot write response: %s", uv_strerror(r));
+  if (r == 0 && finish)
+    lc__lua_unref(conn->base.rt, &conn->req_ref); /* nothing to abort now */
   lua_pushboolean(L, r == 0);
   if (r == 0 && !finish && conn->hc != NULL && lua_istable(L, 8) &&
       lc__http_backlogged(conn->hc)) {

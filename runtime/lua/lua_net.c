@@ -31,6 +31,17 @@ const lc__lua_type lc__server_type = {"luacluster.Server", server_close};
 
 static lc__lua_server *lua_server(lc__server *s) { return s->data; }
 
+/* Emits the server's last event for now and lets the Lua object go first:
+ * a listener that calls listen() again pins it anew. */
+static void ls_emit_unpinned(lc__lua_server *ls, const char *event,
+                             int nargs) {
+  int ref = ls->base.self_ref;
+
+  ls->base.self_ref = LUA_NOREF;
+  lc__lua_emit(ls->base.rt, ref, event, nargs, 0);
+  lc__lua_unref(ls->base.rt, &ref);
+}
+
 static void ls_on_listening(lc__server *s, int status) {
   lc__lua_server *ls = lua_server(s);
   lua_State *L = ls->base.rt->L;
@@ -41,16 +52,14 @@ static void ls_on_listening(lc__server *s, int status) {
   }
   lua_pushstring(L, uv_strerror(status));
   lua_pushstring(L, uv_err_name(status));
-  lc__lua_handle_emit(&ls->base, "error", 2, 0);
   if (s->state == LC__SERVER_NEW)
-    lc__lua_handle_unpin(&ls->base);
+    ls_emit_unpinned(ls, "error", 2);
+  else
+    lc__lua_handle_emit(&ls->base, "error", 2, 0);
 }
 
 static void ls_on_closed(lc__server *s) {
-  lc__lua_server *ls = lua_server(s);
-
-  lc__lua_handle_emit(&ls->base, "close", 0, 0);
-  lc__lua_handle_unpin(&ls->base);
+  ls_emit_unpinned(lua_server(s), "close", 0);
 }
 
 static void ls_on_free(lc__server *s) {

@@ -77,6 +77,7 @@ static int signal_watch(lua_State *L) {
   }
   uv_unref((uv_handle_t *)&w->signal);
   rt->signals[signum] = w;
+  lc__signal_default(&rt->core, signum, 0); /* the listener replaces it */
   return 0;
 }
 
@@ -90,6 +91,7 @@ static int signal_unwatch(lua_State *L) {
     rt->signals[signum] = NULL;
     uv_close((uv_handle_t *)&w->signal, sigwatch_on_close);
   }
+  lc__signal_default(&rt->core, signum, 1);
   return 0;
 }
 

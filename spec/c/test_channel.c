@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -385,6 +386,116 @@ static void handle_frames_carry_their_descriptors(void) {
   CHECK_EQ_INT(harness_close(&h), 0);
 }
 
+/* Fills this process's descriptor table; returns how many it took (and
+ * whether the last open failed with EMFILE in *full). */
+static int fill_fds(int *fds, int max, int *full) {
+  int n = 0;
+
+  while (n < max && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+    n++;
+  *full = n < max && errno == EMFILE;
+  return n;
+}
+
+/* Writes a frame to a raw socket, with fd attached (or none for -1). */
+static void raw_send(int raw, int type, const void *payload, size_t len,
+                     int fd) {
+  char frame[LC__FRAME_HEADER_SIZE + sizeof(lc__control)];
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg;
+  struct iovec iov;
+  struct cmsghdr *cm;
+
+  CHECK(len <= sizeof(lc__control));
+  lc__frame_header(frame, type, (uint32_t)len);
+  memcpy(frame + LC__FRAME_HEADER_SIZE, payload, len);
+  memset(&msg, 0, sizeof(msg));
+  iov.iov_base = frame;
+  iov.iov_len = LC__FRAME_HEADER_SIZE + len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    memset(control, 0, sizeof(control));
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  }
+  CHECK_EQ_INT(sendmsg(raw, &msg, 0), iov.iov_len);
+}
+
+static void raw_send_connection(int raw, uint32_t server_id, int fd) {
+  lc__control c = connection_record(server_id);
+
+  raw_send(raw, LC__FRAME_HANDLE, &c, sizeof(c), fd);
+  close(fd); /* in flight now: the kernel holds it */
+}
+
+/* A process out of descriptors cannot receive one (MSG_CTRUNC): that frame
+ * arrives with LC__CHANNEL_FD_LOST, the channel goes on, and descriptors
+ * sent later still arrive with their own frames. */
+static void descriptor_lost_to_emfile_keeps_the_channel(void) {
+  struct rlimit old, low;
+  int pipes[3][2], fillers[256], nfill, full, raw, i;
+  harness h;
+  peer a;
+  char got[8];
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  for (i = 0; i < 3; i++)
+    CHECK_EQ_INT(pipe2(pipes[i], O_NONBLOCK), 0);
+  raw_send(raw, LC__FRAME_MESSAGE, "m0", 2, -1);
+  raw_send_connection(raw, 100, pipes[0][1]);
+  raw_send(raw, LC__FRAME_MESSAGE, "m1", 2, -1);
+  raw_send_connection(raw, 101, pipes[1][1]);
+
+  getrlimit(RLIMIT_NOFILE, &old);
+  low = old;
+  low.rlim_cur = 200;
+  CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+  nfill = fill_fds(fillers, 256, &full);
+  CHECK(full); /* the table is full now */
+  RUN_UNTIL(&h, a.frames == 4);
+  for (i = 0; i < nfill; i++)
+    close(fillers[i]);
+  setrlimit(RLIMIT_NOFILE, &old);
+
+  raw_send_connection(raw, 102, pipes[2][1]);
+  raw_send(raw, LC__FRAME_MESSAGE, "m2", 2, -1);
+  RUN_UNTIL(&h, a.frames == 6);
+
+  CHECK_EQ_INT(a.closes, 0);
+  CHECK_EQ_STR(a.texts[0], "m0");
+  CHECK_EQ_INT(a.fds[1], LC__CHANNEL_FD_LOST);
+  CHECK_EQ_INT(a.controls[1].server_id, 100);
+  CHECK_EQ_STR(a.texts[2], "m1");
+  CHECK_EQ_INT(a.fds[3], LC__CHANNEL_FD_LOST);
+  CHECK_EQ_INT(a.controls[4].server_id, 102);
+  CHECK(a.fds[4] >= 0);
+  CHECK_EQ_STR(a.texts[5], "m2");
+  /* The lost ones are gone for good (their pipes see EOF); the last one
+   * is the real descriptor. */
+  for (i = 0; i < 2; i++) {
+    CHECK_EQ_INT(read(pipes[i][0], got, sizeof(got)), 0);
+    close(pipes[i][0]);
+  }
+  if (a.fds[4] >= 0) {
+    CHECK_EQ_INT(write(a.fds[4], "x", 1), 1);
+    CHECK_EQ_INT(read(pipes[2][0], got, sizeof(got)), 1);
+    close(a.fds[4]);
+  }
+  close(pipes[2][0]);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1);
+  close(raw);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
 static void unsent_handle_is_given_back_when_the_channel_ends(void) {
   harness h;
   peer a, b;
@@ -607,6 +718,7 @@ int main(void) {
   RUN(frames_arrive_in_order_across_many_iterations);
   RUN(frame_written_a_byte_at_a_time_arrives_whole);
   RUN(handle_frames_carry_their_descriptors);
+  RUN(descriptor_lost_to_emfile_keeps_the_channel);
   RUN(unsent_handle_is_given_back_when_the_channel_ends);
   RUN(garbage_from_peer_ends_with_eproto_once);
   RUN(oversized_frame_from_peer_ends_with_eproto);

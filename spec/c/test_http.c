@@ -172,17 +172,18 @@ static void reads_headers_lowercased(void) {
 /* Several requests in one stream: every way of cutting it reads the same. */
 static const char *split_stream =
     "GET /first HTTP/1.1\r\nHost: a\r\nUser-Agent: split-test/1.0\r\n\r\n"
-    "POST /form HTTP/1.1\r\nContent-Length: 11\r\nX-A: 1\r\n\r\nhello world"
-    "PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "POST /form HTTP/1.1\r\nHost: a\r\n"
+    "Content-Length: 11\r\nX-A: 1\r\n\r\nhello world"
+    "PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     "3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n"
     "GET /last HTTP/1.0\r\nConnection: keep-alive\r\nEmpty:\r\n\r\n";
 
 static const char *split_expected =
     "HEAD GET /first 1.1 ka=1 ec=0 up=0\nhost: a\nuser-agent: split-test/1.0\n"
     "END\n"
-    "HEAD POST /form 1.1 ka=1 ec=0 up=0\ncontent-length: 11\nx-a: 1\n"
+    "HEAD POST /form 1.1 ka=1 ec=0 up=0\nhost: a\ncontent-length: 11\nx-a: 1\n"
     "BODY hello world\nEND\n"
-    "HEAD PUT /up 1.1 ka=1 ec=0 up=0\ntransfer-encoding: chunked\n"
+    "HEAD PUT /up 1.1 ka=1 ec=0 up=0\nhost: a\ntransfer-encoding: chunked\n"
     "BODY abc0123456789abcdef\nEND\n"
     "HEAD GET /last 1.0 ka=1 ec=0 up=0\nconnection: keep-alive\nempty: \n"
     "END\n";
@@ -226,12 +227,13 @@ static void header_value_split_across_feeds_is_joined(void) {
   fixture f;
 
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nX-Lo"), 0);
+  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nHost: a\r\nX-Lo"), 0);
   CHECK_EQ_INT(feed_str(&f, "ng-Name: abc"), 0);
   CHECK_EQ_INT(feed_str(&f, "def"), 0);
   CHECK_EQ_INT(feed_str(&f, "ghi\r\n\r\n"), 0);
   CHECK_EQ_STR(transcript(&f),
-               "HEAD GET / 1.1 ka=1 ec=0 up=0\nx-long-name: abcdefghi\nEND\n");
+               "HEAD GET / 1.1 ka=1 ec=0 up=0\n"
+               "host: a\nx-long-name: abcdefghi\nEND\n");
   fixture_free(&f);
 }
 
@@ -274,8 +276,32 @@ static void pipelined_requests_pause_and_resume(void) {
   fixture_free(&f);
 }
 
+/* Bad bytes behind a request whose answer is pending are not looked at
+ * until it is answered: that request's response must not be cut short. */
+static void bad_bytes_wait_behind_a_paused_request(void) {
+  const char *one = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
+  char all[128];
+  size_t len, n;
+  int status;
+  fixture f;
+
+  snprintf(all, sizeof(all), "%s\n\rGET /2 HTTP/1.1\r\n\r\n", one);
+  len = strlen(all);
+  fixture_init(&f);
+  f.t.pause_complete = 1;
+  n = lc__http_reader_feed(&f.r, all, len, &status);
+  CHECK_EQ_INT(status, 0);
+  CHECK_EQ_INT(n, strlen(one));
+  CHECK_EQ_INT(f.t.completes, 1);
+  lc__http_reader_resume(&f.r);
+  lc__http_reader_feed(&f.r, all + n, len - n, &status);
+  CHECK_EQ_INT(status, 400);
+  fixture_free(&f);
+}
+
 static void pause_in_head_holds_the_body(void) {
-  const char *req = "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd";
+  const char *req = "POST / HTTP/1.1\r\nHost: a\r\n"
+                    "Content-Length: 4\r\n\r\nabcd";
   size_t len = strlen(req), n;
   int status;
   fixture f;
@@ -291,7 +317,7 @@ static void pause_in_head_holds_the_body(void) {
   n += lc__http_reader_feed(&f.r, req + n, len - n, &status);
   CHECK_EQ_INT(n, len);
   CHECK_EQ_INT(f.t.completes, 1);
-  CHECK_EQ_STR(transcript(&f), "HEAD POST / 1.1 ka=1 ec=0 up=0\n"
+  CHECK_EQ_STR(transcript(&f), "HEAD POST / 1.1 ka=1 ec=0 up=0\nhost: a\n"
                                "content-length: 4\nBODY abcd\nEND\n");
   fixture_free(&f);
 }
@@ -300,11 +326,12 @@ static void chunked_request_body_is_decoded(void) {
   fixture f;
 
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST /c HTTP/1.1\r\nHost: a\r\n"
+                            "Transfer-Encoding: chunked\r\n"
                             "\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n"
                             "0\r\nX-Trailer: ignored\r\n\r\n"),
                0);
-  CHECK_EQ_STR(transcript(&f), "HEAD POST /c 1.1 ka=1 ec=0 up=0\n"
+  CHECK_EQ_STR(transcript(&f), "HEAD POST /c 1.1 ka=1 ec=0 up=0\nhost: a\n"
                                "transfer-encoding: chunked\n"
                                "BODY hello world\nEND\n");
   CHECK(lc__http_reader_idle(&f.r));
@@ -332,7 +359,7 @@ static void url_over_limit_is_414(void) {
   fixture f;
 
   fixture_init(&f);
-  CHECK_EQ_INT(feed_url_of(&f, 8192, " HTTP/1.1\r\n\r\n"), 0);
+  CHECK_EQ_INT(feed_url_of(&f, 8192, " HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
   CHECK_EQ_INT(f.t.heads, 1);
   fixture_free(&f);
 
@@ -353,7 +380,7 @@ static void header_block_over_limit_is_431(void) {
   /* A header value that never ends is refused once it passes the limit. */
   fixture_init(&f);
   memset(piece, 'v', sizeof(piece));
-  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nX-Endless: "), 0);
+  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nHost: a\r\nX-Endless: "), 0);
   while (status == 0 && fed < 100000) {
     status = feed_piece(&f, piece, sizeof(piece));
     fed += sizeof(piece);
@@ -366,7 +393,7 @@ static void header_block_over_limit_is_431(void) {
 
   /* Just under the limit is fine. */
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nX-Big: "), 0);
+  CHECK_EQ_INT(feed_str(&f, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: "), 0);
   for (fed = 0; fed < 16000; fed += 1000)
     CHECK_EQ_INT(feed_piece(&f, piece, 1000), 0);
   CHECK_EQ_INT(feed_str(&f, "\r\n\r\n"), 0);
@@ -377,7 +404,7 @@ static void header_block_over_limit_is_431(void) {
 /* Feeds a GET with n headers; returns the status. */
 static int feed_headers(fixture *f, int n) {
   char line[64];
-  int i, status = feed_str(f, "GET / HTTP/1.1\r\n");
+  int i, status = feed_str(f, "GET / HTTP/1.0\r\n");
 
   for (i = 0; i < n && status == 0; i++) {
     snprintf(line, sizeof(line), "X-H%d: %d\r\n", i, i);
@@ -404,7 +431,8 @@ static void content_length_over_limit_is_413(void) {
   fixture f;
 
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nContent-Length: 1048577\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 1048577\r\n"
                             "\r\nsome body bytes"),
                413);
   CHECK_EQ_INT(f.t.heads, 0);
@@ -413,7 +441,8 @@ static void content_length_over_limit_is_413(void) {
 
   /* At the limit the request goes through. */
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nContent-Length: 1048576\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 1048576\r\n"
                             "\r\nsome body bytes"),
                0);
   CHECK_EQ_INT(f.t.heads, 1);
@@ -422,7 +451,8 @@ static void content_length_over_limit_is_413(void) {
   /* 0 means no limit. */
   fixture_init(&f);
   f.limits.max_body_size = 0;
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nContent-Length: 99999999\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 99999999\r\n"
                             "\r\nabc"),
                0);
   CHECK_EQ_INT(f.t.heads, 1);
@@ -430,7 +460,8 @@ static void content_length_over_limit_is_413(void) {
 }
 
 static void chunked_body_over_limit_is_413(void) {
-  const char *req = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+  const char *req = "POST / HTTP/1.1\r\nHost: a\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"
                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
   fixture f;
 
@@ -443,10 +474,11 @@ static void chunked_body_over_limit_is_413(void) {
   /* An oversize chunk is refused at its size line, before its data. */
   fixture_init(&f);
   f.limits.max_body_size = 10;
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Transfer-Encoding: chunked\r\n"
                             "\r\n5\r\nhello\r\n6\r\n"),
                413);
-  CHECK_EQ_STR(transcript(&f), "HEAD POST / 1.1 ka=1 ec=0 up=0\n"
+  CHECK_EQ_STR(transcript(&f), "HEAD POST / 1.1 ka=1 ec=0 up=0\nhost: a\n"
                                "transfer-encoding: chunked\nBODY hello");
   fixture_free(&f);
 
@@ -459,11 +491,11 @@ static void chunked_body_over_limit_is_413(void) {
 
 static void malformed_request_is_400(void) {
   const char *bad[] = {
-      "BLAH / HTTP/1.1\r\n\r\n",
+      "BLAH / HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET / HTTP/x.1\r\n\r\n",
-      "GET / HTTP/1.1\r\nNo-Colon\r\n\r\n",
-      "POST / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nNo-Colon\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12x\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
   };
   size_t i;
   int status;
@@ -486,13 +518,15 @@ static void expect_continue_is_reported(void) {
   fixture f;
 
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Expect: 100-Continue\r\n"
                             "Content-Length: 1\r\n\r\n"),
                0);
   CHECK_EQ_INT(f.t.heads, 1);
   CHECK_EQ_INT(f.t.expect_continue, 1);
   CHECK_EQ_INT(feed_str(&f, "x"), 0);
-  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 0);
+  CHECK_EQ_INT(feed_str(&f, "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 0\r\n\r\n"), 0);
   CHECK_EQ_INT(f.t.heads, 2);
   CHECK_EQ_INT(f.t.expect_continue, 0);
   fixture_free(&f);
@@ -516,21 +550,23 @@ static void http10_keep_alive_rules(void) {
   CHECK_EQ_INT(keep_alive_of("GET / HTTP/1.0\r\n\r\n"), 0);
   CHECK_EQ_INT(
       keep_alive_of("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 1);
-  CHECK_EQ_INT(keep_alive_of("GET / HTTP/1.1\r\n\r\n"), 1);
-  CHECK_EQ_INT(keep_alive_of("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+  CHECK_EQ_INT(keep_alive_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 1);
+  CHECK_EQ_INT(keep_alive_of("GET / HTTP/1.1\r\nHost: a\r\n"
+                             "Connection: close\r\n\r\n"), 0);
 
   /* After a last request, what follows is not read (RFC 7230 6.6). */
   fixture_init(&f);
-  CHECK_EQ_INT(feed_str(&f, "GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+  CHECK_EQ_INT(feed_str(&f, "GET /a HTTP/1.0\r\n\r\n"
+                            "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"),
                0);
-  CHECK_EQ_INT(feed_str(&f, "GET /c HTTP/1.1\r\n\r\n"), 0);
+  CHECK_EQ_INT(feed_str(&f, "GET /c HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
   CHECK_EQ_INT(f.t.heads, 1);
   CHECK_EQ_INT(f.t.completes, 1);
   fixture_free(&f);
 }
 
 static void upgrade_request_closes_and_ignores_the_rest(void) {
-  const char *req = "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\n"
+  const char *req = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
                     "Upgrade: websocket\r\n\r\n\x81\x05hello";
   size_t n;
   int status;
@@ -559,7 +595,8 @@ static void idle_and_in_head_follow_the_request(void) {
   CHECK_EQ_INT(feed_str(&f, "PO"), 0);
   CHECK(!lc__http_reader_idle(&f.r));
   CHECK(lc__http_reader_in_head(&f.r));
-  CHECK_EQ_INT(feed_str(&f, "ST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"), 0);
+  CHECK_EQ_INT(feed_str(&f, "ST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 2\r\n\r\n"), 0);
   CHECK(!lc__http_reader_idle(&f.r));
   CHECK(!lc__http_reader_in_head(&f.r));
   CHECK_EQ_INT(feed_str(&f, "ok"), 0);
@@ -585,6 +622,155 @@ static void reuses_buffers_across_requests(void) {
   CHECK(f.r.head.base == head_base);
   CHECK(f.r.fields == fields);
   fixture_free(&f);
+}
+
+/* Strict framing (http_framing.c) ------------------------------------------ */
+
+/* The status req gets fed whole (bytewise 0) or one byte at a time; *heads
+ * says how many heads reached the app. */
+static int status_of(const char *req, int bytewise, int *heads) {
+  size_t len = strlen(req), i;
+  int status = 0;
+  fixture f;
+
+  fixture_init(&f);
+  if (!bytewise)
+    status = feed_piece(&f, req, len);
+  for (i = 0; bytewise && i < len && status == 0; i++)
+    status = feed_piece(&f, req + i, 1);
+  *heads = f.t.heads;
+  fixture_free(&f);
+  return status;
+}
+
+/* req is refused with status before its head reaches the app, whole and
+ * byte by byte. */
+static void check_refused(const char *req, int status) {
+  int heads, bytewise;
+
+  for (bytewise = 0; bytewise < 2; bytewise++) {
+    if (status_of(req, bytewise, &heads) != status || heads != 0)
+      fprintf(stderr, "  refusing (bytewise %d): %s\n", bytewise, req);
+    CHECK_EQ_INT(status_of(req, bytewise, &heads), status);
+    CHECK_EQ_INT(heads, 0);
+  }
+}
+
+static void check_accepted(const char *req, int nheads) {
+  int heads, bytewise;
+
+  for (bytewise = 0; bytewise < 2; bytewise++) {
+    CHECK_EQ_INT(status_of(req, bytewise, &heads), 0);
+    CHECK_EQ_INT(heads, nheads);
+  }
+}
+
+static void whitespace_before_colon_is_400(void) {
+  /* The smuggling case: http-parser would frame the body by this header. */
+  check_refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n"
+                "hello", 400);
+  check_refused("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX(y): 1\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400);
+  check_accepted("GET / HTTP/1.1\r\nHost: a\r\nX-Ok!#$%&'*+.^_`|~: 1\r\n\r\n",
+                 1);
+}
+
+static void chunk_data_must_end_in_crlf(void) {
+  int heads;
+
+  /* The head went to the app; the body is refused at the bad bytes. */
+  CHECK_EQ_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhelloXX0\r\n\r\n", 0, &heads), 400);
+  CHECK_EQ_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\rX0\r\n\r\n", 1, &heads), 400);
+  CHECK_EQ_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\nX0\r\n\r\n", 1, &heads), 400);
+  check_accepted("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                 "\r\n5\r\nhello\r\n0\r\n\r\n", 1);
+}
+
+static void http11_needs_exactly_one_host(void) {
+  check_refused("GET / HTTP/1.1\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", 400);
+  check_accepted("GET / HTTP/1.0\r\n\r\n", 1);
+  check_accepted("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 1);
+}
+
+static void other_versions_are_505(void) {
+  fixture f;
+
+  check_refused("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+  check_refused("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+  check_refused("GET / HTTP/0.9\r\n\r\n", 505);
+  check_refused("GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400);
+  check_refused("GET /\r\n\r\n", 400);
+  fixture_init(&f);
+  feed_str(&f, "GET / HTTP/3.0\r\n\r\n");
+  CHECK_EQ_STR(lc__http_reader_error(&f.r), "HTTP version not supported");
+  fixture_free(&f);
+}
+
+static void lines_end_in_crlf_only(void) {
+  check_refused("GET / HTTP/1.1\nHost: a\n\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\n\n", 400);
+  /* A CR alone: http-parser would eat the byte after it. */
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX: 1\rY: 2\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX:\rY: 2\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\n\rX", 400);
+  check_refused("GET / HTTP/1.1\rXHost: a\r\n\r\n", 400);
+  check_refused("\rXGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400);
+  /* Empty lines before a request line are allowed (RFC 9112 2.2). */
+  check_accepted("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 1);
+}
+
+static void chunk_lines_end_in_crlf_only(void) {
+  const char *head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked"
+                     "\r\n\r\n";
+  const char *bad[] = {"5\rXhello\r\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n",
+                       "0\rX\r\n", "0\r\nX-T: 1\rY\r\n\r\n", "0\r\n\rX",
+                       "5;a=\x01\r\nhello\r\n0\r\n\r\n", "g\r\n",
+                       "5x\r\nhello\r\n0\r\n\r\n"};
+  char req[256];
+  size_t i;
+  int heads, bytewise;
+
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    for (bytewise = 0; bytewise < 2; bytewise++) {
+      snprintf(req, sizeof(req), "%s%s", head, bad[i]);
+      CHECK_EQ_INT(status_of(req, bytewise, &heads), 400);
+    }
+  snprintf(req, sizeof(req), "%s%s", head,
+           "5;name=\"v\" \t\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+           "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+  check_accepted(req, 2);
+}
+
+static void obs_fold_is_400(void) {
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n", 400);
+  check_refused("GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n\tb\r\n\r\n",
+                400);
+  check_refused("GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400);
+}
+
+/* A request after a body is checked as strictly as the first. */
+static void pipelined_requests_are_each_checked(void) {
+  int heads, bytewise;
+
+  for (bytewise = 0; bytewise < 2; bytewise++) {
+    CHECK_EQ_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3"
+                           "\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n"
+                           "Content-Length : 3\r\n\r\nabc",
+                           bytewise, &heads),
+                 400);
+    CHECK_EQ_INT(heads, 1);
+  }
 }
 
 /* Response writing --------------------------------------------------------- */
@@ -914,6 +1100,7 @@ int main(void) {
   RUN(same_callbacks_for_every_split);
   RUN(header_value_split_across_feeds_is_joined);
   RUN(pipelined_requests_pause_and_resume);
+  RUN(bad_bytes_wait_behind_a_paused_request);
   RUN(pause_in_head_holds_the_body);
   RUN(chunked_request_body_is_decoded);
   RUN(url_over_limit_is_414);
@@ -927,6 +1114,14 @@ int main(void) {
   RUN(upgrade_request_closes_and_ignores_the_rest);
   RUN(idle_and_in_head_follow_the_request);
   RUN(reuses_buffers_across_requests);
+  RUN(whitespace_before_colon_is_400);
+  RUN(chunk_data_must_end_in_crlf);
+  RUN(http11_needs_exactly_one_host);
+  RUN(other_versions_are_505);
+  RUN(lines_end_in_crlf_only);
+  RUN(chunk_lines_end_in_crlf_only);
+  RUN(obs_fold_is_400);
+  RUN(pipelined_requests_are_each_checked);
   RUN(writes_content_length_when_known);
   RUN(chunks_unknown_length_for_http11);
   RUN(closes_unknown_length_for_http10);

@@ -346,7 +346,7 @@ static void nothing_is_read_after_an_early_close_answer(void) {
   h.cfg.cb = &cb;
   cl = client_connect(&h, 0);
   client_send_str(&h, cl,
-                  "POST /early HTTP/1.1\r\nConnection: close\r\n"
+                  "POST /early HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                   "Transfer-Encoding: chunked\r\n\r\nnot a chunk\r\n");
   WAIT_UNTIL(&h, cl->eof);
   CHECK_EQ_INT(cl->nres, 1);
@@ -399,7 +399,7 @@ static void body_over_the_limit_gets_413(void) {
 
   harness_init(&h);
   h.cfg.limits.max_body_size = 16;
-  expect_refusal(&h, "POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 413);
+  expect_refusal(&h, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", 413);
   CHECK_EQ_STR(events(&h), "");
   harness_free(&h);
 }
@@ -433,7 +433,7 @@ static void client_gone_mid_body(int reset) {
   harness_init(&h);
   cl = client_connect(&h, 0);
   client_send_str(&h, cl,
-                  "POST /upload HTTP/1.1\r\nContent-Length: 100\r\n\r\n"
+                  "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
                   "0123456789");
   WAIT_UNTIL(&h, h.nreq == 1 && h.req[0].body_len == 10);
   if (reset)
@@ -464,7 +464,7 @@ static void half_close_mid_pipelined_request_aborts_it(void) {
   h.on_end = NULL;
   cl = client_connect(&h, 0);
   client_send_str(&h, cl,
-                  GET("/1") "POST /2 HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc");
+                  GET("/1") "POST /2 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nabc");
   WAIT_UNTIL(&h, h.nreq == 1 && h.req[0].ended);
   shutdown(cl->fd, SHUT_WR);
   pump_for(&h, 20);
@@ -488,7 +488,7 @@ static void chunked_body_arrives_through_on_body_and_on_end(void) {
   harness_init(&h);
   cl = client_connect(&h, 0);
   client_send_str(&h, cl,
-                  "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "3\r\nabc\r\n5\r\nde");
   WAIT_UNTIL(&h, h.nreq == 1 && h.req[0].body_len == 5);
   CHECK(!h.req[0].ended);
@@ -506,7 +506,7 @@ static void expect_100_continue_gets_continue_before_the_body(void) {
   harness_init(&h);
   cl = client_connect(&h, 0);
   client_send_str(&h, cl,
-                  "POST /e HTTP/1.1\r\nContent-Length: 5\r\n"
+                  "POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                   "Expect: 100-continue\r\n\r\n");
   WAIT_UNTIL(&h, cl->nres == 1);
   CHECK_EQ_INT(cl->res[0].status, 100);

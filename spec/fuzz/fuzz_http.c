@@ -3,8 +3,9 @@
  *
  * The input is fed to a reader in pieces cut where its own bytes say, with
  * callbacks that pause now and then; the reader must never consume more
- * than it was given, must answer only with the statuses it promises, and
- * must stay dead after an error. Then slices of the input become a header
+ * than it was given, must answer only with the statuses it promises, must
+ * stay dead after an error, and must hand over only heads that keep the
+ * strict framing rules (token names, HTTP/1.0 or 1.1, one Host in 1.1). Then slices of the input become a header
  * name and value for the writer, which must refuse them or write them
  * without a bare CR or LF.
  */
@@ -31,18 +32,41 @@ static int maybe_pause(ctx *c) {
   return c->paused;
 }
 
+static int is_tchar(char c) {
+  return c != '\0' && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                       strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* What the framing checker promises about a head that reaches the app. */
+static void check_head_is_strict(const lc__http_head *h) {
+  size_t i, j, hosts = 0;
+
+  if (h->major != 1 || h->minor > 1)
+    abort();
+  for (i = 0; i < h->nheaders; i++) {
+    if (h->headers[i].name_len == 0)
+      abort();
+    for (j = 0; j < h->headers[i].name_len; j++)
+      if (!is_tchar(h->headers[i].name[j])) /* lower-cased tokens */
+        abort();
+    for (j = 0; j < h->headers[i].value_len; j++)
+      if (h->headers[i].value[j] == '\r' || h->headers[i].value[j] == '\n')
+        abort();
+    hosts += h->headers[i].name_len == 4 &&
+             memcmp(h->headers[i].name, "host", 4) == 0;
+  }
+  if (hosts > 1 || (h->minor == 1 && hosts != 1))
+    abort();
+}
+
 static int on_head(void *arg, const lc__http_head *h) {
   ctx *c = arg;
-  size_t i, j;
 
   if (c->in_request || h->method == NULL || h->url_len == 0 ||
       h->url_len > c->limits->max_url_size ||
       h->nheaders > c->limits->max_headers)
     abort();
-  for (i = 0; i < h->nheaders; i++)
-    for (j = 0; j < h->headers[i].name_len; j++)
-      if (h->headers[i].name[j] >= 'A' && h->headers[i].name[j] <= 'Z')
-        abort();
+  check_head_is_strict(h);
   if (h->upgrade && h->keep_alive)
     abort();
   c->in_request = 1;
@@ -69,7 +93,8 @@ static int on_complete(void *arg) {
 static const lc__http_reader_cb callbacks = {on_head, on_body, on_complete};
 
 static int status_is_promised(int status) {
-  return status == 400 || status == 413 || status == 414 || status == 431;
+  return status == 400 || status == 413 || status == 414 || status == 431 ||
+         status == 505;
 }
 
 /* Feeds one piece, resuming after pauses; returns the status. */

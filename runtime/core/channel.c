@@ -17,9 +17,15 @@
 /* Buffers over this are freed once empty: a burst of big messages must not
  * pin its memory, while steady traffic keeps its buffer. */
 #define KEEP_INBUF_MAX (4 * 1024 * 1024)
+/* Pieces gathered into one sendmsg(). */
+#define IOV_BATCH 64
+/* What the kernel may hold for the peer (it doubles it): a few big
+ * messages in flight, so the peer reads while we write. Best effort. */
+#define SOCKET_SNDBUF (1024 * 1024)
 
 static void channel_end(lc__channel *ch, int err, const char *reason);
 static int channel_flush(lc__channel *ch);
+static void channel_reap(lc__channel *ch);
 static void on_poll(uv_poll_t *handle, int status, int events);
 
 static void channel_watch(lc__channel *ch, int events) {
@@ -86,6 +92,18 @@ static int channel_take_fds(lc__channel *ch, struct msghdr *msg) {
   return bad ? -1 : 0;
 }
 
+/* Room for the next read: at least READ_CHUNK, or the rest of a frame whose
+ * header is in, so a big frame lands whole in one buffer. */
+static size_t channel_read_room(const lc__channel *ch) {
+  size_t have = lc__buf_size(&ch->in), need;
+
+  if (have < LC__FRAME_HEADER_SIZE)
+    return READ_CHUNK;
+  /* channel_deliver() has checked this header against the limit. */
+  need = LC__FRAME_HEADER_SIZE + (size_t)lc__frame_length(lc__buf_data(&ch->in));
+  return need > have + READ_CHUNK ? need - have : READ_CHUNK;
+}
+
 static void channel_read(lc__channel *ch) {
   char control[CMSG_SPACE(sizeof(int) * 8)];
   struct msghdr msg;
@@ -95,7 +113,7 @@ static void channel_read(lc__channel *ch) {
   int i;
 
   for (i = 0; i < READS_PER_WAKEUP && ch->state == LC__CHANNEL_OPEN; i++) {
-    if (lc__buf_reserve(&ch->in, READ_CHUNK) != 0) {
+    if (lc__buf_reserve(&ch->in, channel_read_room(ch)) != 0) {
       channel_end(ch, UV_ENOMEM, "out of memory reading the channel");
       return;
     }
@@ -152,15 +170,23 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     channel_read(ch);
   if ((events & UV_WRITABLE) && ch->state == LC__CHANNEL_OPEN) {
     int err = channel_flush(ch);
-    if (err)
+    if (err) {
       channel_end(ch, err, "write failed");
-    else if (ch->cb->on_written != NULL)
+      return;
+    }
+    channel_reap(ch);
+    if (ch->cb->on_written != NULL)
       ch->cb->on_written(ch, ch->written);
   }
 }
 
+static void on_spin(uv_idle_t *handle) { uv_idle_stop(handle); }
+
 /* Runs before the loop blocks: writes what this iteration queued, then
- * tells the owner how far writing got (never from inside a send). */
+ * tells the owner how far writing got (never from inside a send). What the
+ * owner queues from there (a send in a send callback) must not wait for the
+ * next event: the idle handle keeps this iteration's poll from blocking, and
+ * the flusher runs again on the next one. */
 static void on_flusher(uv_prepare_t *handle) {
   lc__channel *ch = handle->data;
   int err = ch->deferred_err ? ch->deferred_err : channel_flush(ch);
@@ -169,10 +195,114 @@ static void on_flusher(uv_prepare_t *handle) {
     channel_end(ch, err, "write failed");
     return;
   }
-  if (lc__buf_size(&ch->out) == 0)
-    uv_prepare_stop(&ch->flusher);
+  channel_reap(ch);
+  /* Done, or waiting for POLLOUT. */
+  uv_prepare_stop(&ch->flusher);
+  ch->kicked = 0;
   if (ch->cb->on_written != NULL)
     ch->cb->on_written(ch, ch->written);
+  if (ch->state == LC__CHANNEL_OPEN && uv_is_active((uv_handle_t *)&ch->flusher))
+    uv_idle_start(&ch->spin, on_spin);
+}
+
+/* Appends n copied bytes to the output stream (room is reserved). */
+static void out_append(lc__channel *ch, const void *p, size_t n) {
+  lc__buf_append(&ch->out, p, n);
+  ch->segs[ch->seg_end - 1].len += n;
+}
+
+/* Makes sure the stream ends with a run of copied bytes not yet written, or
+ * a new segment of `base`, and that one more segment fits. 0 or UV_ENOMEM. */
+static int seg_reserve(lc__channel *ch) {
+  if (ch->seg_end + 2 > ch->seg_cap) {
+    if (ch->seg_head > 0) {
+      size_t n = ch->seg_end - ch->seg_head;
+      memmove(ch->segs, ch->segs + ch->seg_head, n * sizeof(*ch->segs));
+      ch->seg_cur -= ch->seg_head;
+      ch->seg_end = n;
+      ch->seg_head = 0;
+    }
+    if (ch->seg_end + 2 > ch->seg_cap) {
+      size_t cap = ch->seg_cap ? ch->seg_cap * 2 : 8;
+      lc__channel_seg *p = realloc(ch->segs, cap * sizeof(*p));
+      if (p == NULL)
+        return UV_ENOMEM;
+      ch->segs = p;
+      ch->seg_cap = cap;
+    }
+  }
+  return 0;
+}
+
+static void seg_push(lc__channel *ch, const char *base, size_t len,
+                     lc__channel_release_cb release, void *arg) {
+  lc__channel_seg *seg = &ch->segs[ch->seg_end++];
+
+  seg->base = base;
+  seg->len = len;
+  seg->release = release;
+  seg->arg = arg;
+}
+
+/* The copied-bytes segment appends go to: the last one while unwritten. */
+static void seg_open_copied(lc__channel *ch) {
+  if (ch->seg_end == ch->seg_cur || ch->segs[ch->seg_end - 1].base != NULL)
+    seg_push(ch, NULL, 0, NULL, NULL);
+}
+
+/* Gathers up to `limit` unwritten bytes of the stream into iov. */
+static int channel_gather(lc__channel *ch, struct iovec *iov, size_t limit) {
+  const char *copied = lc__buf_data(&ch->out);
+  size_t i, off = ch->seg_done, n;
+  int niov = 0;
+
+  for (i = ch->seg_cur; i < ch->seg_end && niov < IOV_BATCH && limit > 0; i++) {
+    const lc__channel_seg *seg = &ch->segs[i];
+    n = seg->len - off;
+    if (n > limit)
+      n = limit;
+    if (n > 0) {
+      /* Copied bytes are consumed from the buffer as they are written. */
+      iov[niov].iov_base = (char *)(seg->base ? seg->base + off : copied);
+      iov[niov++].iov_len = n;
+      if (seg->base == NULL)
+        copied += n;
+      limit -= n;
+    }
+    off = 0;
+  }
+  return niov;
+}
+
+/* Counts n more bytes as written; passes the segments they finish (and
+ * empty ones). */
+static void channel_advance(lc__channel *ch, size_t n) {
+  ch->written += n;
+  while (ch->seg_cur < ch->seg_end) {
+    lc__channel_seg *seg = &ch->segs[ch->seg_cur];
+    size_t take = seg->len - ch->seg_done;
+    if (take > n)
+      take = n;
+    if (seg->base == NULL)
+      lc__buf_consume(&ch->out, take);
+    ch->seg_done += take;
+    n -= take;
+    if (ch->seg_done < seg->len)
+      break;
+    ch->seg_cur++;
+    ch->seg_done = 0;
+  }
+}
+
+/* Gives back the payloads that are written. From the loop only. */
+static void channel_reap(lc__channel *ch) {
+  while (ch->seg_head < ch->seg_cur) {
+    lc__channel_seg *seg = &ch->segs[ch->seg_head++];
+    if (seg->release != NULL)
+      seg->release(seg->arg);
+  }
+  if (ch->seg_head == ch->seg_end)
+    ch->seg_head = ch->seg_cur = ch->seg_end = 0;
 }
 
 /*
@@ -182,33 +312,30 @@ static void on_flusher(uv_prepare_t *handle) {
  */
 static int channel_flush(lc__channel *ch) {
   char control[CMSG_SPACE(sizeof(int))];
+  struct iovec iov[IOV_BATCH];
   struct msghdr msg;
-  struct iovec iov;
   struct cmsghdr *cm;
   lc__channel_fd *head;
-  size_t len;
-
+  size_t limit;
   ssize_t n;
   int attach;
 
-  while (lc__buf_size(&ch->out) > 0) {
-    len = lc__buf_size(&ch->out);
+  while (ch->written < ch->queued) {
+    limit = (size_t)(ch->queued - ch->written);
     attach = 0;
     if (ch->out_nfds > 0) {
       head = &ch->out_fds[0];
       if (head->offset == ch->written) {
         attach = 1;
-        if (ch->out_nfds > 1 && ch->out_fds[1].offset - ch->written < len)
-          len = (size_t)(ch->out_fds[1].offset - ch->written);
-      } else if (head->offset - ch->written < len) {
-        len = (size_t)(head->offset - ch->written);
+        if (ch->out_nfds > 1)
+          limit = (size_t)(ch->out_fds[1].offset - ch->written);
+      } else {
+        limit = (size_t)(head->offset - ch->written);
       }
     }
     memset(&msg, 0, sizeof(msg));
-    iov.iov_base = lc__buf_data(&ch->out);
-    iov.iov_len = len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)channel_gather(ch, iov, limit);
     if (attach) {
       memset(control, 0, sizeof(control));
       msg.msg_control = control;
@@ -224,9 +351,8 @@ static int channel_flush(lc__channel *ch) {
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        uv_prepare_stop(&ch->flusher);
         channel_watch(ch, ch->polled | UV_WRITABLE);
-        break;
+        return 0;
       }
       return uv_translate_sys_error(errno);
     }
@@ -237,15 +363,11 @@ static int channel_flush(lc__channel *ch) {
       memmove(ch->out_fds, ch->out_fds + 1,
               ch->out_nfds * sizeof(lc__channel_fd));
     }
-    ch->written += (uint64_t)n;
-    lc__buf_consume(&ch->out, (size_t)n);
+    channel_advance(ch, (size_t)n);
   }
-  if (lc__buf_size(&ch->out) == 0) {
-    uv_prepare_stop(&ch->flusher);
-    channel_watch(ch, ch->polled & ~UV_WRITABLE);
-    if (ch->out.cap > KEEP_INBUF_MAX)
-      lc__buf_free(&ch->out);
-  }
+  channel_watch(ch, ch->polled & ~UV_WRITABLE);
+  if (ch->out.cap > KEEP_INBUF_MAX)
+    lc__buf_free(&ch->out);
   return 0;
 }
 
@@ -283,6 +405,12 @@ static void channel_end(lc__channel *ch, int err, const char *reason) {
   ch->out_nfds = 0;
   free(ch->out_fds);
   ch->out_fds = NULL;
+  /* Written or not, every payload goes back to its owner. */
+  ch->seg_cur = ch->seg_end;
+  channel_reap(ch);
+  free(ch->segs);
+  ch->segs = NULL;
+  ch->seg_cap = 0;
   lc__buf_free(&ch->in);
   lc__buf_free(&ch->out);
 
@@ -290,6 +418,7 @@ static void channel_end(lc__channel *ch, int err, const char *reason) {
     ch->cb->on_close(ch, err, reason);
   uv_close((uv_handle_t *)&ch->poll, on_handle_closed);
   uv_close((uv_handle_t *)&ch->flusher, on_handle_closed);
+  uv_close((uv_handle_t *)&ch->spin, on_handle_closed);
 }
 
 static void channel_owner_close(uv_handle_t *handle) {
@@ -301,7 +430,7 @@ static void channel_owner_close(uv_handle_t *handle) {
 int lc__channel_open(uv_loop_t *loop, lc__channel *ch, int fd,
                      size_t max_payload, const lc__channel_cb *cb,
                      void *data) {
-  int err, flags;
+  int err, flags, sndbuf;
 
   memset(ch, 0, sizeof(*ch));
   ch->owner.close = channel_owner_close;
@@ -319,23 +448,27 @@ int lc__channel_open(uv_loop_t *loop, lc__channel *ch, int fd,
   if (err)
     return err;
   uv_prepare_init(loop, &ch->flusher);
+  uv_idle_init(loop, &ch->spin);
   ch->poll.data = ch;
   ch->flusher.data = ch;
-  ch->handles_open = 2;
+  ch->spin.data = ch;
+  ch->handles_open = 3;
   ch->state = LC__CHANNEL_OPEN;
-  /* The flusher only runs while output waits; it must not keep the loop
-   * alive on its own. */
+  /* The flusher and the spin only run while output waits; they must not
+   * keep the loop alive on their own. */
   uv_unref((uv_handle_t *)&ch->flusher);
+  uv_unref((uv_handle_t *)&ch->spin);
+  sndbuf = SOCKET_SNDBUF;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   ch->polled = UV_READABLE;
   uv_poll_start(&ch->poll, UV_READABLE, on_poll);
   return 0;
 }
 
-int lc__channel_send(lc__channel *ch, int type, const void *payload,
-                     size_t len, int fd) {
-  char header[LC__FRAME_HEADER_SIZE];
-  lc__channel_fd *slot;
-
+/* Checks a frame can be queued and makes room for its header, its
+ * descriptor slot and `copied` payload bytes. 0 or an error. */
+static int channel_prepare(lc__channel *ch, size_t len, size_t copied,
+                           int fd) {
   if (ch->state != LC__CHANNEL_OPEN)
     return UV_EPIPE;
   if (len > ch->max_payload)
@@ -348,9 +481,46 @@ int lc__channel_send(lc__channel *ch, int type, const void *payload,
     ch->out_fds = p;
     ch->out_cap = cap;
   }
-  if (lc__buf_reserve(&ch->out, sizeof(header) + len) != 0)
+  if (seg_reserve(ch) != 0 ||
+      lc__buf_reserve(&ch->out, LC__FRAME_HEADER_SIZE + copied) != 0)
     return UV_ENOMEM;
+  seg_open_copied(ch);
+  return 0;
+}
 
+static void channel_put_header(lc__channel *ch, int type, size_t len) {
+  char header[LC__FRAME_HEADER_SIZE];
+
+  lc__frame_header(header, type, (uint32_t)len);
+  out_append(ch, header, sizeof(header));
+  ch->queued += sizeof(header) + len;
+}
+
+/* After a frame is queued: a large backlog is written at once, the rest
+ * before the loop blocks. */
+static void channel_queued(lc__channel *ch) {
+  if (ch->queued - ch->written >= LC__CHANNEL_FLUSH_AT &&
+      !(ch->polled & UV_WRITABLE)) {
+    /* Closing here would run on_close inside the caller's send; leave the
+     * error for the flusher to act on. */
+    int err = channel_flush(ch);
+    if (err)
+      ch->deferred_err = err;
+  }
+  /* The flusher also gives back payloads a flush here wrote. */
+  if ((!(ch->polled & UV_WRITABLE) &&
+       (ch->written < ch->queued || ch->seg_head < ch->seg_cur)) ||
+      ch->deferred_err)
+    uv_prepare_start(&ch->flusher, on_flusher);
+}
+
+int lc__channel_send(lc__channel *ch, int type, const void *payload,
+                     size_t len, int fd) {
+  lc__channel_fd *slot;
+  int err;
+
+  if ((err = channel_prepare(ch, len, len, fd)) != 0)
+    return err;
   if (fd >= 0) {
     slot = &ch->out_fds[ch->out_nfds++];
     slot->offset = ch->queued;
@@ -360,23 +530,25 @@ int lc__channel_send(lc__channel *ch, int type, const void *payload,
     else
       memset(&slot->control, 0, sizeof(lc__control));
   }
-  lc__frame_header(header, type, (uint32_t)len);
-  lc__buf_append(&ch->out, header, sizeof(header));
-  lc__buf_append(&ch->out, payload, len);
-  ch->queued += sizeof(header) + len;
+  channel_put_header(ch, type, len);
+  out_append(ch, payload, len);
+  channel_queued(ch);
+  return 0;
+}
 
-  if (lc__buf_size(&ch->out) >= LC__CHANNEL_FLUSH_AT &&
-      !(ch->polled & UV_WRITABLE)) {
-    /* Closing here would run on_close inside the caller's send; leave the
-     * error for the flusher to act on. */
-    int err = channel_flush(ch);
-    if (err)
-      ch->deferred_err = err;
-  }
-  if (lc__buf_size(&ch->out) > 0 && !(ch->polled & UV_WRITABLE))
-    uv_prepare_start(&ch->flusher, on_flusher);
-  else if (ch->deferred_err)
-    uv_prepare_start(&ch->flusher, on_flusher);
+int lc__channel_send_ref(lc__channel *ch, int type, const void *payload,
+                         size_t len, lc__channel_release_cb release,
+                         void *arg) {
+  int err;
+
+  if ((err = channel_prepare(ch, len, 0, -1)) != 0)
+    return err;
+  channel_put_header(ch, type, len);
+  if (len > 0)
+    seg_push(ch, payload, len, release, arg);
+  else if (release != NULL)
+    seg_push(ch, "", 0, release, arg);
+  channel_queued(ch);
   return 0;
 }
 
@@ -400,11 +572,12 @@ void lc__channel_flush_sync(lc__channel *ch, int timeout_ms) {
   uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
   struct pollfd pfd;
 
-  while (ch->state == LC__CHANNEL_OPEN && lc__buf_size(&ch->out) > 0) {
+  while (ch->state == LC__CHANNEL_OPEN && ch->written < ch->queued) {
     uint64_t now = uv_hrtime() / 1000000;
     if (now >= deadline || channel_flush(ch) != 0)
       return;
-    if (lc__buf_size(&ch->out) == 0)
+    channel_reap(ch);
+    if (ch->written == ch->queued)
       return;
     pfd.fd = ch->fd;
     pfd.events = POLLOUT;
@@ -418,7 +591,9 @@ void lc__channel_close(lc__channel *ch, int err, const char *reason) {
 }
 
 void lc__channel_kick(lc__channel *ch) {
-  if (ch->state == LC__CHANNEL_OPEN)
+  if (ch->state == LC__CHANNEL_OPEN) {
+    ch->kicked = 1;
     uv_prepare_start(&ch->flusher, on_flusher);
+  }
 }
 

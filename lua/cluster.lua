@@ -115,6 +115,8 @@ local function on_worker_event(worker, event, a, b)
   elseif event == "message" then
     worker:emit("message", a)
     cluster:emit("message", worker, a)
+  elseif event == "drain" then
+    worker:emit("drain")
   elseif event == "disconnect" then
     if worker.state ~= "dead" then worker.state = "disconnected" end
     worker:emit("disconnect")
@@ -206,6 +208,9 @@ local function worker_side()
     if event == "message" then
       process:emit("message", msg)
       me:emit("message", msg)
+    elseif event == "drain" then
+      process:emit("drain")
+      me:emit("drain")
     elseif event == "disconnect" then
       me.state = "disconnected"
       me:emit("disconnect")

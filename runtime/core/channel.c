@@ -499,6 +499,8 @@ static void channel_put_header(lc__channel *ch, int type, size_t len) {
 /* After a frame is queued: a large backlog is written at once, the rest
  * before the loop blocks. */
 static void channel_queued(lc__channel *ch) {
+  uint64_t written = ch->written;
+
   if (ch->queued - ch->written >= LC__CHANNEL_FLUSH_AT &&
       !(ch->polled & UV_WRITABLE)) {
     /* Closing here would run on_close inside the caller's send; leave the
@@ -507,9 +509,10 @@ static void channel_queued(lc__channel *ch) {
     if (err)
       ch->deferred_err = err;
   }
-  /* The flusher also gives back payloads a flush here wrote. */
+  /* The flusher also tells on_written of (and gives back payloads for)
+   * what a flush here wrote. */
   if ((!(ch->polled & UV_WRITABLE) &&
-       (ch->written < ch->queued || ch->seg_head < ch->seg_cur)) ||
+       (ch->written < ch->queued || ch->written != written)) ||
       ch->deferred_err)
     uv_prepare_start(&ch->flusher, on_flusher);
 }
@@ -550,6 +553,16 @@ int lc__channel_send_ref(lc__channel *ch, int type, const void *payload,
     seg_push(ch, "", 0, release, arg);
   channel_queued(ch);
   return 0;
+}
+
+int lc__channel_send_message(lc__channel *ch, int type, const void *data,
+                             size_t len, lc__channel_release_cb release,
+                             void *arg) {
+  if (type != LC__FRAME_MESSAGE && type != LC__FRAME_STRING)
+    return UV_EINVAL;
+  if (release == NULL)
+    return lc__channel_send(ch, type, data, len, -1);
+  return lc__channel_send_ref(ch, type, data, len, release, arg);
 }
 
 int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd) {

@@ -128,6 +128,12 @@ int lc__channel_send_ref(lc__channel *ch, int type, const void *payload,
                          size_t len, lc__channel_release_cb release,
                          void *arg);
 
+/* A user message: MESSAGE or STRING bytes, copied (release NULL) or sent
+ * in place (lc__channel_send_ref). UV_EINVAL for another type. */
+int lc__channel_send_message(lc__channel *ch, int type, const void *data,
+                             size_t len, lc__channel_release_cb release,
+                             void *arg);
+
 /* lc__channel_send() of a control record, type CONTROL or (fd >= 0) HANDLE. */
 int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "message.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -118,9 +119,16 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker *w = ch->data;
   lc__control c;
 
-  if (f->type == LC__FRAME_MESSAGE) {
+  if (f->type == LC__FRAME_MESSAGE || f->type == LC__FRAME_STRING) {
+    int err = f->type == LC__FRAME_MESSAGE
+                  ? lc__message_check(f->payload, f->payload_len)
+                  : 0;
+    if (err) {
+      lc__channel_close(ch, UV_EPROTO, lc__message_strerror(err));
+      return;
+    }
     if (w->ev->on_message)
-      w->ev->on_message(w, f->payload, f->payload_len);
+      w->ev->on_message(w, f->type, f->payload, f->payload_len);
     return;
   }
   if (fd >= 0) {
@@ -359,8 +367,9 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   return 0;
 }
 
-int lc__worker_send(lc__worker *w, const char *data, size_t len) {
-  return lc__channel_send(&w->channel, LC__FRAME_MESSAGE, data, len, -1);
+int lc__worker_send(lc__worker *w, int type, const char *data, size_t len,
+                    lc__channel_release_cb release, void *arg) {
+  return lc__channel_send_message(&w->channel, type, data, len, release, arg);
 }
 
 int lc__worker_connected(const lc__worker *w) {

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "message.h"
 #include "shared_listen.h"
 #include "tcp.h"
 #include "worker_link.h"
@@ -89,9 +90,16 @@ static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker_link *link = ch->data;
   lc__control c;
 
-  if (f->type == LC__FRAME_MESSAGE) {
+  if (f->type == LC__FRAME_MESSAGE || f->type == LC__FRAME_STRING) {
+    int err = f->type == LC__FRAME_MESSAGE
+                  ? lc__message_check(f->payload, f->payload_len)
+                  : 0;
+    if (err) {
+      lc__channel_close(ch, UV_EPROTO, lc__message_strerror(err));
+      return;
+    }
     if (link->ev != NULL && !link->core->exiting)
-      link->ev->on_message(link->ev_arg, f->payload, f->payload_len);
+      link->ev->on_message(link->ev_arg, f->type, f->payload, f->payload_len);
     return;
   }
   if (lc__control_check(f->payload, f->payload_len, &c) != 0) {
@@ -174,11 +182,12 @@ void lc__link_set_events(lc__core *core, const lc__link_events *ev,
   }
 }
 
-int lc__link_send(lc__core *core, const char *data, size_t len) {
+int lc__link_send(lc__core *core, int type, const char *data, size_t len,
+                  lc__channel_release_cb release, void *arg) {
   if (core->link == NULL)
     return UV_ENOTCONN;
-  return lc__channel_send(&core->link->channel, LC__FRAME_MESSAGE, data, len,
-                          -1);
+  return lc__channel_send_message(&core->link->channel, type, data, len,
+                                  release, arg);
 }
 
 int lc__link_send_control(lc__core *core, const lc__control *c) {
@@ -220,6 +229,10 @@ void lc__link_flush(lc__core *core, int timeout_ms) {
 
 uint64_t lc__link_queued(lc__core *core) {
   return core->link != NULL ? core->link->channel.queued : 0;
+}
+
+uint64_t lc__link_backlog(lc__core *core) {
+  return core->link != NULL ? lc__channel_backlog(&core->link->channel) : 0;
 }
 
 void lc__link_fail(lc__core *core, const char *reason) {

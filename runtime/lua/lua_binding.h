@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 
 #include "luacluster.h"
+#include "channel.h"
 #include "core.h"
 
 typedef struct lc__preload {
@@ -29,6 +30,16 @@ typedef struct lc__hook {
   void *arg;
   struct lc__hook *next;
 } lc__hook;
+
+#define LC__CODEC_POOL 2
+
+/* The message codec's state (lua_message.c): registry refs. */
+typedef struct lc__codec {
+  int encode_ref, decode_ref, new_ref; /* luacluster.message's functions */
+  int buffer_ref;                      /* the buffer encodes go into */
+  int pool[LC__CODEC_POOL];            /* buffers back from the channel */
+  int npool;
+} lc__codec;
 
 typedef struct lc__immediates lc__immediates;
 typedef struct lc__signal_watch lc__signal_watch;
@@ -54,8 +65,7 @@ struct lc_runtime {
   lc__immediates *immediates;
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
-  lc__buf json_out;   /* the message encoder's buffer */
-  int json_decode_ref;
+  lc__codec codec;    /* the message codec */
 };
 
 /* The runtime a binding function runs for (its upvalue 1). */
@@ -105,7 +115,7 @@ void lc__core_process(lua_State *L, lc_runtime *rt);
 void lc__core_timers(lua_State *L, lc_runtime *rt);
 void lc__core_signals(lua_State *L, lc_runtime *rt);
 void lc__core_cluster(lua_State *L, lc_runtime *rt);
-void lc__core_json(lua_State *L, lc_runtime *rt);
+void lc__core_message(lua_State *L, lc_runtime *rt);
 void lc__core_net(lua_State *L, lc_runtime *rt);
 void lc__core_http(lua_State *L, lc_runtime *rt);
 /* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
@@ -115,12 +125,26 @@ int lc__lua_exit_code(lc_runtime *rt);
 /* Emits process "exit" with code (an uncaught error ends the process). */
 void lc__lua_exit_event(lc_runtime *rt, int code);
 
-/* lua_json.c: the codec every message goes through ----------------------- */
-/* Encodes the value at idx; pushes the encoding (0) or an error message. */
-int lc__json_encode(lc_runtime *rt, lua_State *L, int idx, const char **out,
-                    size_t *len);
-/* Pushes the decoded value (0), or an error message (-1). */
-int lc__json_decode(lc_runtime *rt, lua_State *L, const char *s, size_t len);
+/* lua_message.c: the codec every message goes through -------------------- */
+/* A message ready for the channel: a frame type, its bytes, and, when the
+ * bytes are sent where they lie, how the channel gives them back. */
+typedef struct lc__lua_msg {
+  int type; /* LC__FRAME_MESSAGE or LC__FRAME_STRING */
+  const char *data;
+  size_t len;
+  lc__channel_release_cb release; /* NULL: copied at once by the send */
+  void *arg;
+} lc__lua_msg;
+
+/* Encodes the value at idx; raises "cannot send message: <why>" for a value
+ * that cannot cross. The bytes are valid until the next encode. */
+void lc__message_encode(lua_State *L, lc_runtime *rt, int idx,
+                        lc__lua_msg *m);
+/* Gives back what encode kept for a send that failed. */
+void lc__message_unkeep(lc__lua_msg *m);
+/* Pushes the value a message carries (0), or an error message (-1). */
+int lc__message_decode(lc_runtime *rt, lua_State *L, int type,
+                       const char *data, size_t len);
 
 /* lua_cluster.c: a worker's channel, as Lua sees it ---------------------- */
 int lc__lua_link_open(lc_runtime *rt);

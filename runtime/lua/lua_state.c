@@ -222,7 +222,9 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
-  rt->json_decode_ref = LUA_NOREF;
+  memset(&rt->codec, 0, sizeof(rt->codec));
+  rt->codec.encode_ref = rt->codec.decode_ref = rt->codec.new_ref = LUA_NOREF;
+  rt->codec.buffer_ref = LUA_NOREF;
   luaL_openlibs(L);
   lua_pushlightuserdata(L, &runtime_key);
   lua_pushlightuserdata(L, rt);
@@ -267,7 +269,6 @@ void lc__lua_close(lc_runtime *rt) {
   /* Refs are dropped as the state goes: nothing may touch it from now. */
   rt->L = NULL;
   lua_close(L);
-  lc__buf_free(&rt->json_out);
 }
 
 int lc__lua_run_app(lc_runtime *rt) {

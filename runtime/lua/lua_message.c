@@ -1,0 +1,180 @@
+/*
+ * lua_message.c - the message codec: Lua values to frames and back.
+ *
+ * Between luacluster processes a message is one Lua value in LuaJIT's
+ * string.buffer serialization (a MESSAGE frame), or, for a string, the
+ * string's bytes as they are (a STRING frame). Numbers stay exact doubles
+ * (2^53, -0.0, NaN, infinities), 64-bit integer cdata stay integers, and
+ * tables keep their holes, so a value arrives as it was sent.
+ *
+ * Encoding goes into a string.buffer this file keeps (lua/luacluster/
+ * message.lua does the Lua part): a small result is copied into the channel
+ * and the buffer reused; a large one (LC__CHANNEL_REF_MIN and up) is written
+ * from the buffer itself, which the channel gives back once written, to a
+ * pool of two. A large string is sent from the Lua string, pinned until
+ * written. Decoding reads the bytes where the channel received them (the
+ * core has checked them: message.c).
+ *
+ * What cannot cross (a function, a full or light userdata, a thread, tables
+ * nested over 100 levels, which is also what a cycle looks like) is a Lua
+ * error in the sender, raised before anything is queued.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_binding.h"
+#include "message.h"
+
+/* Buffers kept for reuse after a large message, and the largest kept. */
+#define POOL_MAX_LEN (2 * 1024 * 1024)
+
+/* A large payload in flight: the buffer or string it lies in. */
+typedef struct kept {
+  lc_runtime *rt;
+  int ref;
+  int is_buffer;
+} kept;
+
+/* The channel is done with a payload: its buffer goes to the pool (or to
+ * the collector), its string is unpinned. No Lua call: this may run from
+ * the channel's close. */
+static void release_kept(void *arg) {
+  kept *k = arg;
+  lc_runtime *rt = k->rt;
+
+  if (rt->L != NULL) {
+    if (k->is_buffer && rt->codec.npool < LC__CODEC_POOL)
+      rt->codec.pool[rt->codec.npool++] = k->ref;
+    else
+      luaL_unref(rt->L, LUA_REGISTRYINDEX, k->ref);
+  }
+  free(k);
+}
+
+/* The buffer to encode into: the current one, one from the pool, or new. */
+static int codec_buffer(lua_State *L, lc_runtime *rt) {
+  if (rt->codec.buffer_ref == LUA_NOREF) {
+    if (rt->codec.npool > 0) {
+      rt->codec.buffer_ref = rt->codec.pool[--rt->codec.npool];
+    } else {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.new_ref);
+      lua_call(L, 0, 1);
+      rt->codec.buffer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
+  return rt->codec.buffer_ref;
+}
+
+/* Raises "cannot send message: ..." in words an app can act on. */
+static int encode_error(lua_State *L, const char *why) {
+  const char *type;
+  char name[32];
+
+  if (why == NULL)
+    why = "?";
+  if (strstr(why, "too deep") != NULL)
+    return luaL_error(L, "cannot send message: %s",
+                      lc__message_strerror(LC__MESSAGE_EDEPTH));
+  if ((type = strstr(why, "cannot serialize '")) != NULL) {
+    type += strlen("cannot serialize '");
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(type, "'"), type);
+    return luaL_error(L, "cannot send message: a %s cannot be sent", name);
+  }
+  return luaL_error(L, "cannot send message: %s", why);
+}
+
+/* Keeps the value at idx (a string) or the current buffer for the
+ * channel: m->release and m->arg say how to give it back. */
+static void keep(lua_State *L, lc_runtime *rt, int idx, lc__lua_msg *m) {
+  kept *k = malloc(sizeof(*k));
+
+  if (k == NULL) {
+    luaL_error(L, "cannot send message: out of memory");
+    return;
+  }
+  k->rt = rt;
+  k->is_buffer = idx == 0;
+  if (k->is_buffer) {
+    k->ref = rt->codec.buffer_ref;
+    rt->codec.buffer_ref = LUA_NOREF;
+    /* A buffer that grew too big is not worth keeping in the pool. */
+    if (m->len > POOL_MAX_LEN)
+      k->is_buffer = 0;
+  } else {
+    lua_pushvalue(L, idx);
+    k->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  m->release = release_kept;
+  m->arg = k;
+}
+
+void lc__message_encode(lua_State *L, lc_runtime *rt, int idx,
+                        lc__lua_msg *m) {
+  int err;
+
+  memset(m, 0, sizeof(*m));
+  if (idx < 0)
+    idx = lua_gettop(L) + idx + 1;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    m->type = LC__FRAME_STRING;
+    m->data = lua_tolstring(L, idx, &m->len);
+    if (m->len >= LC__CHANNEL_REF_MIN)
+      keep(L, rt, idx, m);
+    return;
+  }
+  m->type = LC__FRAME_MESSAGE;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.encode_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, codec_buffer(L, rt));
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 2, 2, 0) != 0) {
+    encode_error(L, lua_tostring(L, -1));
+    return;
+  }
+  /* buf:ref() gives a uint8_t * cdata: its payload is the pointer. */
+  m->data = *(const char *const *)lua_topointer(L, -2);
+  m->len = (size_t)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  /* What string.buffer encodes but means nothing in another process. */
+  if ((err = lc__message_check(m->data, m->len)) != 0) {
+    luaL_error(L, "cannot send message: %s", lc__message_strerror(err));
+    return;
+  }
+  if (m->len >= LC__CHANNEL_REF_MIN)
+    keep(L, rt, 0, m);
+}
+
+void lc__message_unkeep(lc__lua_msg *m) {
+  if (m->release != NULL)
+    m->release(m->arg);
+  m->release = NULL;
+}
+
+int lc__message_decode(lc_runtime *rt, lua_State *L, int type,
+                       const char *data, size_t len) {
+  if (type == LC__FRAME_STRING) {
+    lua_pushlstring(L, data, len);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.decode_ref);
+  lua_pushlightuserdata(L, (void *)data);
+  lua_pushinteger(L, (lua_Integer)len);
+  return lua_pcall(L, 2, 1, 0) != 0 ? -1 : 0;
+}
+
+static int field_ref(lua_State *L, const char *name) {
+  lua_getfield(L, -1, name);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lc__core_message(lua_State *L, lc_runtime *rt) {
+  if (rt->codec.encode_ref != LUA_NOREF)
+    return;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luacluster.message");
+  lua_call(L, 1, 1);
+  rt->codec.encode_ref = field_ref(L, "encode");
+  rt->codec.decode_ref = field_ref(L, "decode");
+  rt->codec.new_ref = field_ref(L, "new_buffer");
+  lua_pop(L, 1);
+}

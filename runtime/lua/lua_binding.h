@@ -60,6 +60,7 @@ struct lc_runtime {
 
   lua_State *L;      /* NULL in a managed-mode master, and once closed */
   int dispatcher_ref; /* dispatcher(object, event, ...) */
+  int traceback_ref;  /* lc__lua_call's message handler, made once */
   int process_ref;    /* the process object: signals, exit, errors */
   int worker_ref;     /* cluster.worker in a worker: channel events */
   lc__immediates *immediates;

@@ -94,12 +94,17 @@ static void sendq_free(lc_runtime *rt, lc__sendq *q) {
   memset(q, 0, sizeof(*q));
 }
 
-/* Refuses a send while the hard cap's worth is waiting to be written. */
-static void check_backlog(lua_State *L, uint64_t backlog, const char *to) {
-  char why[200];
+/* Refuses a send while the hard cap's worth is waiting to be written to
+ * worker `id` (0: the master). */
+static void check_backlog(lua_State *L, uint64_t backlog, int id) {
+  char why[200], to[32];
 
   if (backlog < SEND_HARD_CAP)
     return;
+  if (id > 0)
+    snprintf(to, sizeof(to), "worker %d", id);
+  else
+    snprintf(to, sizeof(to), "the master");
   snprintf(why, sizeof(why),
            "cannot send message: %llu bytes already wait to be written to %s "
            "(the limit is %d; wait for \"drain\")",
@@ -349,12 +354,10 @@ static int worker_send(lua_State *L) {
   lc__lua_worker *lw = check_lua_worker(L, 1);
   lc__worker *w = lw->w;
   lc__lua_msg m;
-  char to[32];
   int err, below;
 
   luaL_checkany(L, 2);
-  snprintf(to, sizeof(to), "worker %d", w->id);
-  check_backlog(L, lc__channel_backlog(&w->channel), to);
+  check_backlog(L, lc__channel_backlog(&w->channel), w->id);
   lc__message_encode(L, lc__lua_rt(L), 2, &m);
   err = lc__worker_send(w, m.type, m.data, m.len, m.release, m.arg);
   if (err) {
@@ -485,7 +488,7 @@ static int core_send(lua_State *L) {
   luaL_checkany(L, 1);
   if (!lc__link_connected(&rt->core) || rt->link == NULL)
     return luaL_error(L, "cannot send message: not connected to a master");
-  check_backlog(L, lc__link_backlog(&rt->core), "the master");
+  check_backlog(L, lc__link_backlog(&rt->core), 0);
   lc__message_encode(L, rt, 1, &m);
   err = lc__link_send(&rt->core, m.type, m.data, m.len, m.release, m.arg);
   if (err) {

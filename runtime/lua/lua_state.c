@@ -136,7 +136,7 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
     lua_pop(L, nargs + 1);
     return -1;
   }
-  lua_pushcfunction(L, traceback);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->traceback_ref);
   lua_insert(L, base);
   r = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
@@ -222,6 +222,8 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
+  lua_pushcfunction(L, traceback);
+  rt->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   memset(&rt->codec, 0, sizeof(rt->codec));
   rt->codec.encode_ref = rt->codec.decode_ref = rt->codec.new_ref = LUA_NOREF;
   rt->codec.buffer_ref = LUA_NOREF;

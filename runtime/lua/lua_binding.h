@@ -31,14 +31,17 @@ typedef struct lc__hook {
   struct lc__hook *next;
 } lc__hook;
 
-#define LC__CODEC_POOL 2
+#define LC__CODEC_POOL 32
 
 /* The message codec's state (lua_message.c): registry refs. */
 typedef struct lc__codec {
   int encode_ref, decode_ref, new_ref; /* luacluster.message's functions */
   int buffer_ref;                      /* the buffer encodes go into */
+  size_t next_size;                    /* for a new one: the last handed off */
   int pool[LC__CODEC_POOL];            /* buffers back from the channel */
+  size_t pool_len[LC__CODEC_POOL];     /* and what each last held */
   int npool;
+  size_t pool_bytes;
 } lc__codec;
 
 typedef struct lc__immediates lc__immediates;

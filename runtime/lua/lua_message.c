@@ -11,9 +11,10 @@
  * message.lua does the Lua part): a small result is copied into the channel
  * and the buffer reused; a large one (LC__CHANNEL_REF_MIN and up) is written
  * from the buffer itself, which the channel gives back once written, to a
- * pool of two. A large string is sent from the Lua string, pinned until
- * written. Decoding reads the bytes where the channel received them (the
- * core has checked them: message.c).
+ * pool (up to POOL_MAX_BYTES) the next large ones are encoded into: fresh
+ * buffers would cost a page fault per 4 KiB. A large string is sent from
+ * the Lua string, pinned until written. Decoding reads the bytes where the
+ * channel received them (the core has checked them: message.c).
  *
  * What cannot cross (a function, a full or light userdata, a thread, tables
  * nested over 100 levels, which is also what a cycle looks like) is a Lua
@@ -26,14 +27,17 @@
 #include "lua_binding.h"
 #include "message.h"
 
-/* Buffers kept for reuse after a large message, and the largest kept. */
-#define POOL_MAX_LEN (2 * 1024 * 1024)
+/* What the pool of buffers back from the channel may hold: enough for the
+ * messages in flight up to the senders' high-water mark, so a steady flow
+ * of large messages allocates (and page-faults) nothing. */
+#define POOL_MAX_BYTES (4 * 1024 * 1024)
 
 /* A large payload in flight: the buffer or string it lies in. */
 typedef struct kept {
   lc_runtime *rt;
   int ref;
   int is_buffer;
+  size_t len;
 } kept;
 
 /* The channel is done with a payload: its buffer goes to the pool (or to
@@ -44,22 +48,32 @@ static void release_kept(void *arg) {
   lc_runtime *rt = k->rt;
 
   if (rt->L != NULL) {
-    if (k->is_buffer && rt->codec.npool < LC__CODEC_POOL)
+    if (k->is_buffer && rt->codec.npool < LC__CODEC_POOL &&
+        rt->codec.pool_bytes + k->len <= POOL_MAX_BYTES) {
+      rt->codec.pool_len[rt->codec.npool] = k->len;
       rt->codec.pool[rt->codec.npool++] = k->ref;
-    else
+      rt->codec.pool_bytes += k->len;
+    } else {
       luaL_unref(rt->L, LUA_REGISTRYINDEX, k->ref);
+    }
   }
   free(k);
 }
 
-/* The buffer to encode into: the current one, one from the pool, or new. */
+/* The buffer to encode into: the current one, one from the pool, or a new
+ * one the size of the last handed off (a message like it then needs no
+ * growing, and one under the allocator's mmap threshold costs no page
+ * faults). */
 static int codec_buffer(lua_State *L, lc_runtime *rt) {
   if (rt->codec.buffer_ref == LUA_NOREF) {
     if (rt->codec.npool > 0) {
-      rt->codec.buffer_ref = rt->codec.pool[--rt->codec.npool];
+      rt->codec.npool--;
+      rt->codec.buffer_ref = rt->codec.pool[rt->codec.npool];
+      rt->codec.pool_bytes -= rt->codec.pool_len[rt->codec.npool];
     } else {
       lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.new_ref);
-      lua_call(L, 0, 1);
+      lua_pushinteger(L, (lua_Integer)rt->codec.next_size);
+      lua_call(L, 1, 1);
       rt->codec.buffer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
   }
@@ -95,12 +109,11 @@ static void keep(lua_State *L, lc_runtime *rt, int idx, lc__lua_msg *m) {
   }
   k->rt = rt;
   k->is_buffer = idx == 0;
+  k->len = m->len;
   if (k->is_buffer) {
     k->ref = rt->codec.buffer_ref;
     rt->codec.buffer_ref = LUA_NOREF;
-    /* A buffer that grew too big is not worth keeping in the pool. */
-    if (m->len > POOL_MAX_LEN)
-      k->is_buffer = 0;
+    rt->codec.next_size = m->len + 64;
   } else {
     lua_pushvalue(L, idx);
     k->ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -24,10 +24,8 @@ end
 
 -- decode(address, length) -> value, from bytes C has checked (message.c).
 function message.decode(address, length)
-  reader:set(cast(bytes_t, address), length)
-  local value = reader:decode()
-  reader:reset()
-  return value
+  -- The next set() lets go of these bytes.
+  return reader:set(cast(bytes_t, address), length):decode()
 end
 
 message.new_buffer = buffer.new

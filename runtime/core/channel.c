@@ -211,8 +211,8 @@ static void out_append(lc__channel *ch, const void *p, size_t n) {
   ch->segs[ch->seg_end - 1].len += n;
 }
 
-/* Makes sure the stream ends with a run of copied bytes not yet written, or
- * a new segment of `base`, and that one more segment fits. 0 or UV_ENOMEM. */
+/* Makes room for two more segments (a frame's header run and its payload),
+ * moving the unreleased ones to the front first. 0 or UV_ENOMEM. */
 static int seg_reserve(lc__channel *ch) {
   if (ch->seg_end + 2 > ch->seg_cap) {
     if (ch->seg_head > 0) {

@@ -2,32 +2,30 @@
 -- (runtime/lua/lua_message.c does the rest).
 --
 -- Messages cross between processes in LuaJIT's string.buffer format. These
--- functions let C encode into a buffer it reuses and hand the bytes to the
+-- pieces let C encode into a buffer it reuses and hand the bytes to the
 -- channel where they lie, and decode a message where it lies in the
 -- channel's read buffer, without making a Lua string of either.
 
 local buffer = require("string.buffer")
 local ffi = require("ffi")
 
-local cast = ffi.cast
-local bytes_t = ffi.typeof("const char *")
-local reader = buffer.new()
-
 local message = {}
 
--- encode(buf, value) -> pointer, length: value encoded into buf.
-function message.encode(buf, value)
-  buf:reset()
-  buf:encode(value)
-  return buf:ref()
-end
+message.reader = buffer.new()
 
--- decode(address, length) -> value, from bytes C has checked (message.c).
-function message.decode(address, length)
-  -- The next set() lets go of these bytes.
-  return reader:set(cast(bytes_t, address), length):decode()
-end
-
+-- Encoding, driven from C the same way: reset(buf), encode(buf, value),
+-- then ref(buf) -> pointer, length of the bytes.
 message.new_buffer = buffer.new
+message.reset = message.reader.reset
+message.encode = message.reader.encode
+message.ref = message.reader.ref
+
+-- Decoding, driven from C without a Lua frame or an allocation: C writes
+-- the bytes' address into `address` (a pointer cdata made once), then calls
+-- set(reader, address, length) and decode(reader). The next set() lets go
+-- of the bytes.
+message.address = ffi.new("const char *")
+message.set = message.reader.set
+message.decode = message.reader.decode
 
 return message

@@ -35,7 +35,11 @@ typedef struct lc__hook {
 
 /* The message codec's state (lua_message.c): registry refs. */
 typedef struct lc__codec {
-  int encode_ref, decode_ref, new_ref; /* luacluster.message's functions */
+  int reset_ref, encode_ref, ref_ref;  /* string.buffer's methods */
+  int new_ref;                         /* buffer.new */
+  int reader_ref, address_ref;         /* the decoding buffer and pointer */
+  int set_ref, decode_ref;             /* and its methods */
+  const char **address;                /* the pointer cdata's payload */
   int buffer_ref;                      /* the buffer encodes go into */
   size_t next_size;                    /* for a new one: the last handed off */
   int pool[LC__CODEC_POOL];            /* buffers back from the channel */

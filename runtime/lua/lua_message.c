@@ -122,9 +122,20 @@ static void keep(lua_State *L, lc_runtime *rt, int idx, lc__lua_msg *m) {
   m->arg = k;
 }
 
+static int may_hold_lightud(const char *p, size_t len) {
+  size_t i;
+
+  if (len > 512)
+    return 1;
+  for (i = 0; i < len; i++)
+    if (p[i] == 0x04 || p[i] == 0x05)
+      return 1;
+  return 0;
+}
+
 void lc__message_encode(lua_State *L, lc_runtime *rt, int idx,
                         lc__lua_msg *m) {
-  int err;
+  int err, buffer;
 
   memset(m, 0, sizeof(*m));
   if (idx < 0)
@@ -137,19 +148,31 @@ void lc__message_encode(lua_State *L, lc_runtime *rt, int idx,
     return;
   }
   m->type = LC__FRAME_MESSAGE;
+  /* buf:reset(); buf:encode(value); buf:ref(): the methods called straight
+   * from C, no Lua frame. Only encode() can fail. */
+  buffer = codec_buffer(L, rt);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.reset_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, buffer);
+  lua_call(L, 1, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.encode_ref);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, codec_buffer(L, rt));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, buffer);
   lua_pushvalue(L, idx);
-  if (lua_pcall(L, 2, 2, 0) != 0) {
+  if (lua_pcall(L, 2, 0, 0) != 0) {
     encode_error(L, lua_tostring(L, -1));
     return;
   }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.ref_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, buffer);
+  lua_call(L, 1, 2);
   /* buf:ref() gives a uint8_t * cdata: its payload is the pointer. */
   m->data = *(const char *const *)lua_topointer(L, -2);
   m->len = (size_t)lua_tointeger(L, -1);
   lua_pop(L, 2);
-  /* What string.buffer encodes but means nothing in another process. */
-  if ((err = lc__message_check(m->data, m->len)) != 0) {
+  /* What string.buffer encodes but means nothing in another process: a
+   * light userdata, tagged 04 or 05. A small message without such a byte
+   * anywhere cannot hold one; the others are read through. */
+  if (may_hold_lightud(m->data, m->len) &&
+      (err = lc__message_check(m->data, m->len)) != 0) {
     luaL_error(L, "cannot send message: %s", lc__message_strerror(err));
     return;
   }
@@ -169,10 +192,17 @@ int lc__message_decode(lc_runtime *rt, lua_State *L, int type,
     lua_pushlstring(L, data, len);
     return 0;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.decode_ref);
-  lua_pushlightuserdata(L, (void *)data);
+  /* reader:set(address, len):decode(), with the address written in place:
+   * set() cannot fail on these arguments; decode() can. */
+  *rt->codec.address = data;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.set_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.reader_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.address_ref);
   lua_pushinteger(L, (lua_Integer)len);
-  return lua_pcall(L, 2, 1, 0) != 0 ? -1 : 0;
+  lua_call(L, 3, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.decode_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->codec.reader_ref);
+  return lua_pcall(L, 1, 1, 0) != 0 ? -1 : 0;
 }
 
 static int field_ref(lua_State *L, const char *name) {
@@ -186,8 +216,16 @@ void lc__core_message(lua_State *L, lc_runtime *rt) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luacluster.message");
   lua_call(L, 1, 1);
+  rt->codec.reset_ref = field_ref(L, "reset");
   rt->codec.encode_ref = field_ref(L, "encode");
-  rt->codec.decode_ref = field_ref(L, "decode");
+  rt->codec.ref_ref = field_ref(L, "ref");
   rt->codec.new_ref = field_ref(L, "new_buffer");
+  rt->codec.reader_ref = field_ref(L, "reader");
+  rt->codec.set_ref = field_ref(L, "set");
+  rt->codec.decode_ref = field_ref(L, "decode");
+  lua_getfield(L, -1, "address");
+  /* A pointer cdata's payload is the pointer: C writes it there. */
+  rt->codec.address = (const char **)lua_topointer(L, -1);
+  rt->codec.address_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
 }

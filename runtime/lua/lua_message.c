@@ -93,7 +93,10 @@ static int encode_error(lua_State *L, const char *why) {
   if ((type = strstr(why, "cannot serialize '")) != NULL) {
     type += strlen("cannot serialize '");
     snprintf(name, sizeof(name), "%.*s", (int)strcspn(type, "'"), type);
-    return luaL_error(L, "cannot send message: a %s cannot be sent", name);
+    return luaL_error(L, "cannot send message: a %s cannot be sent%s", name,
+                      strcmp(name, "cdata") == 0
+                          ? " (only 64-bit integers and complex numbers can)"
+                          : "");
   }
   return luaL_error(L, "cannot send message: %s", why);
 }

@@ -208,6 +208,42 @@ describe("IPC flow", function()
     assert.are.equal(0, p:wait_exit(10000))
   end)
 
+  -- Messages that arrive together are handed to Lua together: an error in a
+  -- listener for one of them must not lose the ones after it.
+  for _, side in ipairs({ "MASTER", "WORKER" }) do
+    it("goes on with the messages after one whose listener raised, in the " .. side:lower(), function()
+      local p = lc.run(([[
+        local got = {}
+        local function on_message(m, done)
+          got[#got + 1] = m
+          if m == 3 then error("boom " .. m) end
+          if m == 6 then
+            print("GOT " .. table.concat(got, ","))
+            done()
+          end
+        end
+        process.on("uncaughtException", function(err) print("CAUGHT " .. tostring(err):match("boom %d")) end)
+        if cluster.isWorker then
+          if "SIDE" == "WORKER" then
+            process.on("message", function(m) on_message(m, function() cluster.worker:disconnect() end) end)
+          else
+            for i = 1, 6 do process.send(i) end
+          end
+          return
+        end
+        local w = cluster.fork()
+        if "SIDE" == "MASTER" then
+          w:on("message", function(m) on_message(m, function() w:disconnect() end) end)
+        else
+          w:on("online", function() for i = 1, 6 do w:send(i) end end)
+        end
+      ]]):gsub("SIDE", side), nil)
+      assert.are.equal("boom 3", p:wait_for("CAUGHT ([^\n]*)"))
+      assert.are.equal("1,2,3,4,5,6", p:wait_for("GOT ([%d,]+)"))
+      assert.are.equal(0, p:wait_exit())
+    end)
+  end
+
   -- Nothing else happens in either process (the other side only reads): a
   -- callback that waited for another event would never run.
   for _, side in ipairs({ "MASTER", "WORKER" }) do

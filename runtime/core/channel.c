@@ -41,7 +41,7 @@ static void channel_watch(lc__channel *ch, int events) {
 /* Delivers every whole frame in the input buffer. */
 static void channel_deliver(lc__channel *ch) {
   lc__frame f;
-  int r, fd;
+  int r, fd, delivered = 0;
 
   while (ch->state == LC__CHANNEL_OPEN) {
     r = lc__frame_parse(lc__buf_data(&ch->in), lc__buf_size(&ch->in),
@@ -65,7 +65,10 @@ static void channel_deliver(lc__channel *ch) {
     /* Consume first: the callback may close the channel and its buffer. */
     lc__buf_consume(&ch->in, f.size);
     ch->cb->on_frame(ch, &f, fd);
+    delivered = 1;
   }
+  if (delivered && ch->state == LC__CHANNEL_OPEN && ch->cb->on_delivered)
+    ch->cb->on_delivered(ch);
   if (lc__buf_size(&ch->in) == 0 && ch->in.cap > KEEP_INBUF_MAX)
     lc__buf_free(&ch->in);
 }

@@ -55,6 +55,9 @@ typedef struct lc__channel_cb {
   void (*on_close)(lc__channel *ch, int err, const char *reason);
   /* The channel's handles are closed: its memory may be freed. */
   void (*on_release)(lc__channel *ch);
+  /* The frames one read brought are all delivered (so an owner may hand on
+   * what it gathered from them at once). Optional. */
+  void (*on_delivered)(lc__channel *ch);
 } lc__channel_cb;
 
 /* Gives back the memory a send_ref() payload lived in. */

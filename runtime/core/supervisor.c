@@ -115,6 +115,12 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
   }
 }
 
+/* Messages gathered so far go on before anything else happens. */
+static void worker_messages_end(lc__worker *w) {
+  if (w->ev->on_messages_end && !w->core->shutting_down)
+    w->ev->on_messages_end(w);
+}
+
 static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker *w = ch->data;
   lc__control c;
@@ -131,6 +137,7 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
       w->ev->on_message(w, f->type, f->payload, f->payload_len);
     return;
   }
+  worker_messages_end(w);
   if (fd >= 0) {
     close(fd); /* workers never send descriptors */
     lc__channel_close(ch, UV_EPROTO, "descriptor sent by a worker");
@@ -157,6 +164,7 @@ static void worker_on_unsent(lc__channel *ch, const lc__control *c, int fd) {
 static void worker_on_close(lc__channel *ch, int err, const char *reason) {
   lc__worker *w = ch->data;
 
+  worker_messages_end(w);
   if (w->state < LC__W_DISCONNECTED)
     w->state = LC__W_DISCONNECTED;
   lc__dispatch_worker_gone(w);
@@ -174,9 +182,11 @@ static void worker_on_close(lc__channel *ch, int err, const char *reason) {
 
 static void worker_on_release(lc__channel *ch) { worker_maybe_free(ch->data); }
 
+static void worker_on_delivered(lc__channel *ch) { worker_messages_end(ch->data); }
+
 static const lc__channel_cb worker_channel_cb = {
-    worker_on_frame, worker_on_written, worker_on_unsent, worker_on_close,
-    worker_on_release};
+    worker_on_frame,   worker_on_written, worker_on_unsent,
+    worker_on_close,   worker_on_release, worker_on_delivered};
 
 /* Process events ---------------------------------------------------------- */
 

@@ -36,6 +36,10 @@ typedef struct lc__worker_events {
   void (*on_pong)(lc__worker *w, uint64_t seq, uint64_t requests);
   /* Bytes written to this worker so far went up to `written`. */
   void (*on_written)(lc__worker *w, uint64_t written);
+  /* The messages since the last call are all there is for now: before any
+   * other event of this worker, and after each read. Owners that hand
+   * messages on in batches do it here. Optional. */
+  void (*on_messages_end)(lc__worker *w);
 } lc__worker_events;
 
 typedef struct lc__worker_spec {

@@ -86,6 +86,13 @@ static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   }
 }
 
+/* Messages gathered so far go on before anything else happens. */
+static void link_messages_end(lc__worker_link *link) {
+  if (link->ev != NULL && link->ev->on_messages_end != NULL &&
+      !link->core->exiting)
+    link->ev->on_messages_end(link->ev_arg);
+}
+
 static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker_link *link = ch->data;
   lc__control c;
@@ -102,6 +109,7 @@ static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
       link->ev->on_message(link->ev_arg, f->type, f->payload, f->payload_len);
     return;
   }
+  link_messages_end(link);
   if (lc__control_check(f->payload, f->payload_len, &c) != 0) {
     if (fd >= 0)
       close(fd);
@@ -124,6 +132,7 @@ static void link_on_close(lc__channel *ch, int err, const char *reason) {
 
   if (core->shutting_down)
     return;
+  link_messages_end(link);
   if (err != 0 && err != UV_EOF)
     lc__log(LC__LOG_ERROR, "channel to the master closed: %s (%s)", reason,
             uv_err_name(err));
@@ -135,8 +144,11 @@ static void link_on_close(lc__channel *ch, int err, const char *reason) {
   }
 }
 
+static void link_on_delivered(lc__channel *ch) { link_messages_end(ch->data); }
+
 static const lc__channel_cb link_channel_cb = {
-    link_on_frame, link_on_written, NULL, link_on_close, NULL};
+    link_on_frame, link_on_written, NULL, link_on_close, NULL,
+    link_on_delivered};
 
 static void link_free(void *arg) {
   lc__core *core = arg;

@@ -19,6 +19,9 @@ typedef struct lc__link_events {
   void (*on_written)(void *arg, uint64_t written);
   /* The channel ended (a disconnect, or the master went away). */
   void (*on_disconnect)(void *arg);
+  /* The messages since the last call are all there is for now: before
+   * anything else the master's frames cause, and after each read. */
+  void (*on_messages_end)(void *arg);
 } lc__link_events;
 
 /* Opens the link on the inherited channel descriptor fd. */

@@ -11,6 +11,11 @@
  * run once the bytes are written, in order, or with an error when the
  * channel ends first.
  *
+ * Received messages are decoded as they come and handed to Lua together,
+ * "messages"(list, n), once the frames of a read are through (the core says
+ * when, and before anything else the peer's frames cause): one call into
+ * Lua for many messages, each still emitted on its own and in order.
+ *
  * Sends are bounded: send() returns false once more than SEND_HIGH_WATER
  * bytes wait to be written, and "drain" follows when all of them are (on
  * the worker object in the master, on process in a worker); a send that
@@ -29,6 +34,51 @@
 #define SEND_HIGH_WATER (1024 * 1024)
 #define SEND_HARD_CAP (64 * 1024 * 1024)
 
+
+/* Messages decoded and not yet given to Lua: a table of them. */
+typedef struct lc__batch {
+  int ref;
+  int n;
+} lc__batch;
+
+/* Adds the value on top (popped) to the batch. */
+static void batch_add(lua_State *L, lc__batch *b) {
+  if (b->ref == LUA_NOREF) {
+    lua_createtable(L, 16, 1);
+    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++b->n);
+  lua_pop(L, 1);
+}
+
+/* Emits "messages"(list, n) to the object at obj_ref. The Lua side notes
+ * in list.next how far it got, so after a listener's error (reported as
+ * uncaught) the rest still arrive if the process goes on. */
+static void batch_flush(lc_runtime *rt, lc__batch *b, int obj_ref) {
+  lua_State *L = rt->L;
+  int ref = b->ref, n = b->n, next;
+
+  b->ref = LUA_NOREF;
+  b->n = 0;
+  if (ref == LUA_NOREF || L == NULL)
+    return;
+  while (!rt->core.exiting) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushinteger(L, n);
+    if (lc__lua_emit(rt, obj_ref, "messages", 2, 0) == 0)
+      break;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_getfield(L, -1, "next");
+    next = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (next == 0 || next > n)
+      break;
+  }
+  if (rt->L != NULL)
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+}
 
 /* Send callbacks, waiting for the channel to write up to their offset. */
 typedef struct lc__sendq {
@@ -130,6 +180,7 @@ typedef struct lc__lua_worker {
   lc__lua_handle base; /* pinned: the Lua Worker object, while it lives */
   lc__worker *w;
   lc__sendq sendq;
+  lc__batch batch;
   int want_drain; /* a send returned false: "drain" once all is written */
 } lc__lua_worker;
 
@@ -139,6 +190,7 @@ static void worker_close(lc__lua_handle *h) {
   lc__lua_worker *lw = (lc__lua_worker *)h;
 
   sendq_free(h->rt, &lw->sendq);
+  lc__lua_unref(h->rt, &lw->batch.ref);
   if (lw->w != NULL) {
     lw->w->data = NULL;
     lc__worker_release(lw->w);
@@ -185,7 +237,14 @@ static void worker_on_message(lc__worker *w, int type, const char *data,
     lc__channel_close(&w->channel, UV_EPROTO, "message does not decode");
     return;
   }
-  worker_emit(w, "message", 1);
+  batch_add(rt->L, &lw->batch);
+}
+
+static void worker_on_messages_end(lc__worker *w) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw != NULL && lw->batch.n > 0)
+    batch_flush(lw->base.rt, &lw->batch, lw->base.self_ref);
 }
 
 static void worker_on_written(lc__worker *w, uint64_t written) {
@@ -241,8 +300,9 @@ static void worker_on_exit(lc__worker *w, int64_t code, int signum) {
 }
 
 static const lc__worker_events lua_worker_events = {
-    worker_on_online,  worker_on_listening, worker_on_message, worker_on_disconnect,
-    worker_on_exit,    worker_on_error,     NULL,          worker_on_written};
+    worker_on_online,       worker_on_listening, worker_on_message,
+    worker_on_disconnect,   worker_on_exit,      worker_on_error,
+    NULL,                   worker_on_written,   worker_on_messages_end};
 
 static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
   return lc__lua_handle_check(L, idx, &worker_type);
@@ -339,6 +399,7 @@ static int core_fork(lua_State *L) {
   spec.instance = -1;
 
   lw = lc__lua_handle_new(L, rt, &worker_type, sizeof(*lw));
+  lw->batch.ref = LUA_NOREF;
   err = lc__worker_spawn(&rt->core, &spec, &lua_worker_events, lw, &lw->w);
   free_array(spec.args);
   free_array(spec.env);
@@ -418,6 +479,7 @@ static int worker_info(lua_State *L) {
 struct lc__lua_link {
   lc_runtime *rt;
   lc__sendq sendq;
+  lc__batch batch;
   int want_drain; /* a send returned false: "drain" once all is written */
 };
 
@@ -434,7 +496,14 @@ static void link_on_message(void *arg, int type, const char *data,
     lc__link_fail(&rt->core, "message does not decode");
     return;
   }
-  lc__lua_emit(rt, rt->worker_ref, "message", 1, 0);
+  batch_add(L, &ll->batch);
+}
+
+static void link_on_messages_end(void *arg) {
+  lc__lua_link *ll = arg;
+
+  if (ll->batch.n > 0)
+    batch_flush(ll->rt, &ll->batch, ll->rt->worker_ref);
 }
 
 static void link_on_written(void *arg, uint64_t written) {
@@ -458,13 +527,15 @@ static void link_on_disconnect(void *arg) {
 }
 
 static const lc__link_events lua_link_events = {
-    link_on_message, link_on_written, link_on_disconnect};
+    link_on_message, link_on_written, link_on_disconnect,
+    link_on_messages_end};
 
 static void link_free(void *arg) {
   lc_runtime *rt = arg;
 
   lc__link_set_events(&rt->core, NULL, NULL);
   sendq_free(rt, &rt->link->sendq);
+  lc__lua_unref(rt, &rt->link->batch.ref);
   free(rt->link);
   rt->link = NULL;
 }
@@ -474,6 +545,7 @@ int lc__lua_link_open(lc_runtime *rt) {
   if (rt->link == NULL)
     return UV_ENOMEM;
   rt->link->rt = rt;
+  rt->link->batch.ref = LUA_NOREF;
   lc__link_set_events(&rt->core, &lua_link_events, rt->link);
   return lc__core_on_close(&rt->core, link_free, rt);
 }

@@ -41,6 +41,7 @@ typedef struct peer {
   lc__control unsent_controls[RECORDED];
   const char *in_bases[RECORDED]; /* the read buffer each frame was in */
   int resend_in_written;          /* on_written sends this many frames */
+  int delivered_calls, frames_at_delivered;
 } peer;
 
 /* A loop with a ticking timer, so a wait never blocks past its deadline. */
@@ -176,9 +177,16 @@ static void peer_on_release(lc__channel *ch) {
   p->releases++;
 }
 
-static const lc__channel_cb peer_cb = {peer_on_frame, peer_on_written,
-                                       peer_on_unsent, peer_on_close,
-                                       peer_on_release};
+static void peer_on_delivered(lc__channel *ch) {
+  peer *p = ch->data;
+
+  p->delivered_calls++;
+  p->frames_at_delivered = p->frames;
+}
+
+static const lc__channel_cb peer_cb = {peer_on_frame,   peer_on_written,
+                                       peer_on_unsent,  peer_on_close,
+                                       peer_on_release, peer_on_delivered};
 
 /* Opens a channel on each end of a new socketpair. */
 static void open_pair(harness *h, peer *a, peer *b) {
@@ -320,10 +328,39 @@ static void frame_written_a_byte_at_a_time_arrives_whole(void) {
   CHECK_EQ_INT(a.frames, 1);
   CHECK_EQ_STR(a.texts[0], "whole");
   CHECK_EQ_INT(a.closes, 0);
+  /* Told once the frame was there, not for the reads of its pieces. */
+  CHECK_EQ_INT(a.delivered_calls, 1);
 
   close(raw);
   RUN_UNTIL(&h, a.releases == 1);
   CHECK_EQ_INT(a.close_err, UV_EOF);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void on_delivered_follows_the_frames_of_a_read(void) {
+  harness h;
+  peer a;
+  int raw;
+  char frames[3 * (LC__FRAME_HEADER_SIZE + 2)];
+  size_t i, off = 0;
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  for (i = 0; i < 3; i++) {
+    lc__frame_header(frames + off, LC__FRAME_STRING, 2);
+    memcpy(frames + off + LC__FRAME_HEADER_SIZE, i == 0 ? "m0" : i == 1 ? "m1" : "m2", 2);
+    off += LC__FRAME_HEADER_SIZE + 2;
+  }
+  /* One write, one read: three frames, then one on_delivered. */
+  CHECK_EQ_INT(write(raw, frames, sizeof(frames)), sizeof(frames));
+  RUN_UNTIL(&h, a.frames == 3);
+  CHECK_EQ_INT(a.delivered_calls, 1);
+  CHECK_EQ_INT(a.frames_at_delivered, 3);
+  CHECK_EQ_STR(a.texts[2], "m2");
+
+  close(raw);
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.delivered_calls, 1);
   CHECK_EQ_INT(harness_close(&h), 0);
 }
 
@@ -787,6 +824,7 @@ static void a_send_from_on_written_does_not_wait_for_an_event(void) {
 int main(void) {
   RUN(frames_arrive_in_order_across_many_iterations);
   RUN(frame_written_a_byte_at_a_time_arrives_whole);
+  RUN(on_delivered_follows_the_frames_of_a_read);
   RUN(handle_frames_carry_their_descriptors);
   RUN(unsent_handle_is_given_back_when_the_channel_ends);
   RUN(garbage_from_peer_ends_with_eproto_once);

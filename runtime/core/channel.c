@@ -22,10 +22,17 @@
 /* What the kernel may hold for the peer (it doubles it): a few big
  * messages in flight, so the peer reads while we write. Best effort. */
 #define SOCKET_SNDBUF (1024 * 1024)
+/* Polling for an answer pays only when sleeping for it costs more than
+ * this; gaps over REPLY_GAP_MAX are not answers; one write in PROBE_EVERY
+ * sleeps anyway, to go on measuring what sleeping costs. */
+#define SPIN_WORTH_NS 20000
+#define REPLY_GAP_MAX_NS 1000000
+#define PROBE_EVERY 32
 
 static void channel_end(lc__channel *ch, int err, const char *reason);
 static int channel_flush(lc__channel *ch);
 static void channel_reap(lc__channel *ch);
+static void channel_spin_on_read(lc__channel *ch);
 static void on_poll(uv_poll_t *handle, int status, int events);
 
 static void channel_watch(lc__channel *ch, int events) {
@@ -153,6 +160,7 @@ static void channel_read(lc__channel *ch) {
       return;
     }
     ch->in.len += (size_t)n;
+    channel_spin_on_read(ch);
     channel_deliver(ch);
     if ((size_t)n < room)
       return; /* drained: skip the read that would say EAGAIN */
@@ -183,7 +191,63 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void on_spin(uv_idle_t *handle) { uv_idle_stop(handle); }
+/*
+ * Waiting for an answer without sleeping. A request/answer exchange over the
+ * channel costs two wakeups per round trip; on a VM with idle vCPUs each is
+ * tens of microseconds, many times the work. So after a write the loop keeps
+ * polling (the idle handle makes its poll non-blocking) for up to spin_ns,
+ * but only while that pays:
+ *   - answers that came while we slept took over SPIN_WORTH_NS on average:
+ *     with busy or shared CPUs waking is cheap, and polling would only take
+ *     the CPU from the peer;
+ *   - a poll that ends without an answer makes the next ones rarer (after 1,
+ *     3, 7 ... writes); an answer while polling resets that.
+ * The same idle handle keeps the loop from sleeping on work a callback
+ * queued from the flusher (spin_until_ns 0: one turn).
+ */
+static void on_spin(uv_idle_t *handle) {
+  lc__channel *ch = handle->data;
+
+  if (uv_hrtime() < ch->spin_until_ns)
+    return;
+  uv_idle_stop(handle);
+  if (ch->spinning) {
+    ch->spinning = 0;
+    if (ch->spin_fails < 10)
+      ch->spin_fails++;
+    ch->spin_skip = (1 << ch->spin_fails) - 1;
+  }
+}
+
+static void channel_spin_after_write(lc__channel *ch) {
+  if (ch->spin_ns == 0 || ch->wake_ns < SPIN_WORTH_NS ||
+      ++ch->spin_writes % PROBE_EVERY == 0)
+    return;
+  if (ch->spin_skip > 0) {
+    ch->spin_skip--;
+    return;
+  }
+  ch->spinning = 1;
+  ch->spin_until_ns = ch->last_write_ns + ch->spin_ns;
+  uv_idle_start(&ch->spin, on_spin);
+}
+
+/* Bytes came: an answer while polling, or a measure of what sleeping for
+ * one costs. */
+static void channel_spin_on_read(lc__channel *ch) {
+  uint64_t gap;
+
+  if (ch->spin_ns == 0)
+    return;
+  if (ch->spinning) {
+    ch->spinning = 0;
+    ch->spin_fails = 0;
+    return;
+  }
+  gap = uv_hrtime() - ch->last_write_ns;
+  if (gap < REPLY_GAP_MAX_NS)
+    ch->wake_ns = (ch->wake_ns * 7 + gap) / 8;
+}
 
 /* Runs before the loop blocks: writes what this iteration queued, then
  * tells the owner how far writing got (never from inside a send). What the
@@ -192,6 +256,7 @@ static void on_spin(uv_idle_t *handle) { uv_idle_stop(handle); }
  * the flusher runs again on the next one. */
 static void on_flusher(uv_prepare_t *handle) {
   lc__channel *ch = handle->data;
+  uint64_t written = ch->written;
   int err = ch->deferred_err ? ch->deferred_err : channel_flush(ch);
 
   if (err) {
@@ -199,6 +264,8 @@ static void on_flusher(uv_prepare_t *handle) {
     return;
   }
   channel_reap(ch);
+  if (ch->written != written)
+    channel_spin_after_write(ch);
   /* Done, or waiting for POLLOUT. */
   uv_prepare_stop(&ch->flusher);
   ch->kicked = 0;
@@ -367,6 +434,8 @@ static int channel_flush(lc__channel *ch) {
               ch->out_nfds * sizeof(lc__channel_fd));
     }
     channel_advance(ch, (size_t)n);
+    if (ch->spin_ns != 0)
+      ch->last_write_ns = uv_hrtime();
   }
   channel_watch(ch, ch->polled & ~UV_WRITABLE);
   if (ch->out.cap > KEEP_INBUF_MAX)
@@ -604,6 +673,10 @@ void lc__channel_flush_sync(lc__channel *ch, int timeout_ms) {
 
 void lc__channel_close(lc__channel *ch, int err, const char *reason) {
   channel_end(ch, err, reason);
+}
+
+void lc__channel_set_spin(lc__channel *ch, unsigned us) {
+  ch->spin_ns = (uint64_t)us * 1000;
 }
 
 void lc__channel_kick(lc__channel *ch) {

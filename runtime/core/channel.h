@@ -19,6 +19,10 @@
  * grown to a whole frame's size as soon as its header is in, so a big frame
  * is received in place and handed to on_frame there.
  *
+ * After a write to a peer that answers fast while waking this process is
+ * slow (an idle vCPU), the loop may poll for the answer a little instead of
+ * sleeping (lc__channel_set_spin; channel.c says when).
+ *
  * The channel ends once, for one reason (EOF, an I/O error, garbage from the
  * peer, or lc__channel_close()); on_close then runs with that reason. The
  * memory is the owner's to free after on_release.
@@ -91,6 +95,14 @@ struct lc__channel {
   int handles_open;
   int deferred_err; /* a write error seen where closing was not safe */
   int kicked;       /* on_written is owed a run */
+  /* Polling for answers (channel.c): */
+  uint64_t spin_ns;       /* longest poll after a write; 0: never */
+  uint64_t spin_until_ns; /* the current poll's end */
+  uint64_t last_write_ns;
+  uint64_t wake_ns;       /* what answers cost when we slept (average) */
+  int spinning;           /* polling, and no answer yet */
+  int spin_fails, spin_skip;
+  unsigned spin_writes;
   size_t max_payload;
   lc__buf in;
   lc__buf out;      /* copied bytes of the output stream */
@@ -153,6 +165,10 @@ void lc__channel_flush_sync(lc__channel *ch, int timeout_ms);
 
 /* Ends the channel (on_close runs with err and reason) and closes it. */
 void lc__channel_close(lc__channel *ch, int err, const char *reason);
+
+/* Lets the loop poll up to us microseconds for an answer after a write
+ * instead of sleeping, when that pays (0: never; the default). */
+void lc__channel_set_spin(lc__channel *ch, unsigned us);
 
 /* Makes on_written run at the end of this loop iteration, even when
  * everything is already written (so send callbacks never run inside a

@@ -65,6 +65,8 @@ typedef struct lc__core_options {
   size_t max_memory;             /* RSS limit, 0: none */
   int wait_ready;                /* ready = process.send("ready") */
   const char *control_path;      /* NULL: derived from the script */
+  unsigned ipc_spin_us;          /* channels may poll this long for an answer
+                                    (LUACLUSTER_IPC_SPIN_US, default 50) */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;

@@ -361,6 +361,8 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   core->sup->alive++;
   err = lc__channel_open(&core->loop, &w->channel, sv[0],
                          core->opts.max_message_size, &worker_channel_cb, w);
+  if (err == 0)
+    lc__channel_set_spin(&w->channel, core->opts.ipc_spin_us);
   if (err) {
     /* A worker without a channel is of no use: it goes, and its exit is
      * reported as any other. */

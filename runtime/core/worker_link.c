@@ -179,6 +179,7 @@ int lc__link_open(lc__core *core, int fd) {
     free(link);
     return err;
   }
+  lc__channel_set_spin(&link->channel, core->opts.ipc_spin_us);
   core->link = link;
   memset(&c, 0, sizeof(c));
   c.cmd = LC__CTL_ONLINE;

@@ -821,6 +821,61 @@ static void a_send_from_on_written_does_not_wait_for_an_event(void) {
   CHECK_EQ_INT(harness_close(&h), 0);
 }
 
+/* Polling for an answer -------------------------------------------------- */
+
+/* Runs one non-blocking turn; says whether the loop would sleep next. */
+static int would_sleep(harness *h) {
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  return uv_backend_timeout(&h->loop) != 0;
+}
+
+static void polls_for_an_answer_only_while_sleeping_costs_more(void) {
+  harness h;
+  peer a, b;
+  uint64_t t0;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  uv_timer_stop(&h.tick);
+  lc__channel_set_spin(&a.ch, 50000); /* 50 ms, so a slow test still sees it */
+
+  /* Waking has been cheap: after a write the loop sleeps. */
+  CHECK_EQ_INT(send_text(&a, "cheap"), 0);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(a.ch.written, a.ch.queued);
+
+  /* Answers have cost more than polling: the loop polls, and an answer
+   * while it does keeps polling worth it. */
+  a.ch.wake_ns = 100000;
+  CHECK_EQ_INT(send_text(&a, "ask"), 0);
+  CHECK(!would_sleep(&h));
+  CHECK_EQ_INT(a.ch.spinning, 1);
+  RUN_UNTIL(&h, b.frames == 2);
+  send_text(&b, "answer");
+  RUN_UNTIL(&h, a.frames == 1);
+  CHECK_EQ_INT(a.ch.spinning, 0);
+  CHECK_EQ_INT(a.ch.spin_fails, 0);
+
+  /* No answer within the poll: it ends, and the next writes do not poll
+   * (after one failure, one write is skipped). */
+  a.ch.wake_ns = 100000;
+  CHECK_EQ_INT(send_text(&a, "unanswered"), 0);
+  CHECK(!would_sleep(&h));
+  t0 = uv_hrtime();
+  while (uv_hrtime() - t0 < 60000000ull && a.ch.spinning)
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(a.ch.spinning, 0);
+  CHECK_EQ_INT(a.ch.spin_fails, 1);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(send_text(&a, "skipped"), 0);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(a.ch.spinning, 0);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
 int main(void) {
   RUN(frames_arrive_in_order_across_many_iterations);
   RUN(frame_written_a_byte_at_a_time_arrives_whole);
@@ -838,5 +893,6 @@ int main(void) {
   RUN(unwritten_referenced_payloads_go_back_when_the_channel_ends);
   RUN(big_frames_are_read_into_one_kept_buffer);
   RUN(a_send_from_on_written_does_not_wait_for_an_event);
+  RUN(polls_for_an_answer_only_while_sleeping_costs_more);
   TEST_EXIT();
 }

@@ -144,9 +144,19 @@ local function on_worker_event(worker, event, a, b)
     worker.state = "listening"
     worker:emit("listening", address)
     cluster:emit("listening", worker, address)
-  elseif event == "message" then
-    worker:emit("message", a)
-    cluster:emit("message", worker, a)
+  elseif event == "messages" then
+    -- a[1..b], in order; a.next says how far this got, so after an error
+    -- in a listener the runtime goes on with the rest.
+    local i = a.next or 1
+    while i <= b do
+      local m = a[i]
+      i = i + 1
+      a.next = i
+      worker:emit("message", m)
+      cluster:emit("message", worker, m)
+    end
+  elseif event == "drain" then
+    worker:emit("drain")
   elseif event == "disconnect" then
     if worker.state ~= "dead" then worker.state = "disconnected" end
     worker:emit("disconnect")
@@ -244,10 +254,20 @@ local function worker_side()
   process.on("error", function(...) me:emit("error", ...) end)
 
   -- What the channel to the master tells this worker.
-  function me._native(_, event, msg)
-    if event == "message" then
-      process:emit("message", msg)
-      me:emit("message", msg)
+  function me._native(_, event, list, n)
+    if event == "messages" then
+      -- list[1..n], in order (see the master's side).
+      local i = list.next or 1
+      while i <= n do
+        local m = list[i]
+        i = i + 1
+        list.next = i
+        process:emit("message", m)
+        me:emit("message", m)
+      end
+    elseif event == "drain" then
+      process:emit("drain")
+      me:emit("drain")
     elseif event == "disconnect" then
       me.state = "disconnected"
       me:emit("disconnect")

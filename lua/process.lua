@@ -64,7 +64,8 @@ function process.exit(code)
 end
 
 if core.role == "worker" then
-  -- send(msg[, fn(err)]): worker -> master; msg is any JSON-encodable value.
+  -- send(msg[, fn(err)]): worker -> master; msg is any value that can cross
+  -- (see the README's Messages). false once 1 MiB waits: "drain" follows.
   function process.send(msg, fn)
     return core.send(msg, fn and function(err) spawn(fn, err) end)
   end

@@ -1,9 +1,10 @@
 -- bench/ipc/lc_ipc.lua - luacluster's side of the IPC benchmark (run by
 -- bench/ipc/run; node_ipc.js does the same with Node's cluster module).
 --
---   luacluster bench/ipc/lc_ipc.lua [small=N] [rt=N] [big=N] [forks=N]
+--   luacluster bench/ipc/lc_ipc.lua [small=N] [rt=N] [big=N] [huge=N] [forks=N]
 --
--- (also BENCH_SMALL, BENCH_RT, BENCH_BIG, BENCH_FORKS in the environment).
+-- (also BENCH_SMALL, BENCH_RT, BENCH_BIG, BENCH_HUGE, BENCH_FORKS in the
+-- environment).
 -- Measures, in this order:
 --   fork_online_ms  median time from cluster.fork() to the worker's "online"
 --   idle_rss_kb     VmRSS of an idle worker 500 ms after it is online
@@ -11,7 +12,11 @@
 --                   first send until the worker has them all and says "done"
 --   rt_per_s        round trips, one message in flight
 --   big_per_s       64 KiB messages master -> worker, one way
+--   huge_per_s      1 MiB messages master -> worker, one way
 -- and prints one line: RESULT {json}.
+--
+-- One-way bursts stop when send() returns false and go on at "drain" (a
+-- luacluster channel refuses to queue without bound; Node's queues all).
 
 local function param(name, default)
   for i = 3, #process.argv do
@@ -24,8 +29,9 @@ end
 local N_SMALL = param("small", 200000)
 local N_RT = param("rt", 20000)
 local N_BIG = param("big", 4000)
+local N_HUGE = param("huge", 400)
 local FORKS = param("forks", 20)
-local SMALL_BATCH, BIG_BATCH = 1000, 16
+local SMALL_BATCH, BIG_BATCH, HUGE_BATCH = 1000, 16, 4
 
 local BIG_DATA = string.rep("x", 65536 - 20) -- the JSON object is 64 KiB
 
@@ -37,7 +43,7 @@ if cluster.isWorker then
       local t = m.t
       if t == "p" then
         process.send(m)
-      elseif t == "s" or t == "b" then
+      elseif t == "s" or t == "b" or t == "h" then
         count = count + 1
         if count == want then process.send({ t = "done" }) end
       elseif t == "start" then
@@ -66,7 +72,8 @@ local function rss_kb(pid)
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
-local results = { small_n = N_SMALL, rt_n = N_RT, big_n = N_BIG, forks = FORKS }
+local results = { small_n = N_SMALL, rt_n = N_RT, big_n = N_BIG, huge_n = N_HUGE,
+                  forks = FORKS }
 local phases, next_phase = {}, nil
 next_phase = function()
   local phase = table.remove(phases, 1)
@@ -121,11 +128,16 @@ local function one_way(n, batch, make, done)
   end
   bench:send({ t = "start", n = n })
   local sent = 0
-  local function burst()
-    local last = math.min(n, sent + batch)
-    for i = sent + 1, last do bench:send(make(i)) end
-    sent = last
-    if sent < n then setImmediate(burst) end
+  local burst
+  burst = function()
+    local last, room = math.min(n, sent + batch), true
+    while sent < last and room do
+      sent = sent + 1
+      room = bench:send(make(sent))
+    end
+    if sent < n then
+      if room then setImmediate(burst) else bench:once("drain", burst) end
+    end
   end
   burst()
 end
@@ -157,6 +169,17 @@ phases[#phases + 1] = function()
     return { t = "b", seq = i, data = BIG_DATA }
   end, function(ms)
     results.big_per_s = N_BIG / ms * 1000
+    next_phase()
+  end)
+end
+
+phases[#phases + 1] = function()
+  -- Made here: the idle worker measured above must not carry it.
+  local HUGE_DATA = string.rep("y", 1048576 - 20) -- the object is 1 MiB
+  one_way(N_HUGE, HUGE_BATCH, function(i)
+    return { t = "h", seq = i, data = HUGE_DATA }
+  end, function(ms)
+    results.huge_per_s = N_HUGE / ms * 1000
     next_phase()
   end)
 end

@@ -1,9 +1,10 @@
 // bench/ipc/node_ipc.js - Node's side of the IPC benchmark: the same steps
 // as lc_ipc.lua with Node's cluster module (default JSON serialization).
 //
-//   node bench/ipc/node_ipc.js [small=N] [rt=N] [big=N] [forks=N]
+//   node bench/ipc/node_ipc.js [small=N] [rt=N] [big=N] [huge=N] [forks=N]
 //
-// (also BENCH_SMALL, BENCH_RT, BENCH_BIG, BENCH_FORKS). Prints RESULT {json}.
+// (also BENCH_SMALL, BENCH_RT, BENCH_BIG, BENCH_HUGE, BENCH_FORKS). Prints
+// RESULT {json}.
 'use strict';
 const cluster = require('cluster');
 const fs = require('fs');
@@ -20,8 +21,9 @@ function param(name, dflt) {
 const N_SMALL = param('small', 200000);
 const N_RT = param('rt', 20000);
 const N_BIG = param('big', 4000);
+const N_HUGE = param('huge', 400);
 const FORKS = param('forks', 20);
-const SMALL_BATCH = 1000, BIG_BATCH = 16;
+const SMALL_BATCH = 1000, BIG_BATCH = 16, HUGE_BATCH = 4;
 
 const BIG_DATA = 'x'.repeat(65536 - 20); // the JSON object is 64 KiB
 
@@ -33,7 +35,7 @@ if (cluster.isWorker) {
       const t = m.t;
       if (t === 'p') {
         process.send(m);
-      } else if (t === 's' || t === 'b') {
+      } else if (t === 's' || t === 'b' || t === 'h') {
         count++;
         if (count === want) process.send({ t: 'done' });
       } else if (t === 'start') {
@@ -63,7 +65,7 @@ function rssKb(pid) {
   }
 }
 
-const results = { small_n: N_SMALL, rt_n: N_RT, big_n: N_BIG, forks: FORKS };
+const results = { small_n: N_SMALL, rt_n: N_RT, big_n: N_BIG, huge_n: N_HUGE, forks: FORKS };
 const phases = [];
 const nextPhase = () => { const p = phases.shift(); if (p) p(); };
 
@@ -141,6 +143,13 @@ phases.push(() => {
 phases.push(() => {
   oneWay(N_BIG, BIG_BATCH, (i) => ({ t: 'b', seq: i, data: BIG_DATA }),
     (ms) => { results.big_per_s = N_BIG / ms * 1000; nextPhase(); });
+});
+
+phases.push(() => {
+  // Made here: the idle worker measured above must not carry it.
+  const HUGE_DATA = 'y'.repeat(1048576 - 20); // the JSON object is 1 MiB
+  oneWay(N_HUGE, HUGE_BATCH, (i) => ({ t: 'h', seq: i, data: HUGE_DATA }),
+    (ms) => { results.huge_per_s = N_HUGE / ms * 1000; nextPhase(); });
 });
 
 phases.push(() => {

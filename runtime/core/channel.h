@@ -3,12 +3,25 @@
  *
  * The channel reads and writes frames (frame.h) over one end of a
  * socketpair, watched with a uv_poll_t. It owns the framing and the
- * descriptors in flight; what a frame means is the owner's business.
+ * descriptors in flight; what a frame means is the owner's business. It
+ * deals in bytes only.
  *
  * Writes are queued and flushed once per loop iteration (a uv_prepare_t),
- * or at once when the queue passes LC__CHANNEL_FLUSH_AT: a burst of sends
- * becomes a few large writes, and order is kept. Each HANDLE frame's
- * descriptor goes with the sendmsg() that starts that frame.
+ * or at once when the backlog passes LC__CHANNEL_FLUSH_AT: a burst of sends
+ * becomes a few large writes, and order is kept. Small payloads are copied
+ * into the send buffer; a large one can stay in its owner's memory
+ * (lc__channel_send_ref) and go out with writev-style sendmsg() calls that
+ * gather it between the headers, so a big message is never copied by us.
+ * Each HANDLE frame's descriptor goes with the sendmsg() that starts that
+ * frame.
+ *
+ * Reads go into one buffer that is kept between frames (up to a few MiB) and
+ * grown to a whole frame's size as soon as its header is in, so a big frame
+ * is received in place and handed to on_frame there.
+ *
+ * After a write to a peer that answers fast while waking this process is
+ * slow (an idle vCPU), the loop may poll for the answer a little instead of
+ * sleeping (lc__channel_set_spin; channel.c says when).
  *
  * The channel ends once, for one reason (EOF, an I/O error, garbage from the
  * peer, or lc__channel_close()); on_close then runs with that reason. The
@@ -29,6 +42,8 @@
  * descriptors): the frame arrives with this instead of an fd. */
 #define LC__CHANNEL_FD_LOST (-2)
 #define LC__CHANNEL_FLUSH_AT (256 * 1024)
+/* Payloads from this size on are worth sending in place (send_ref). */
+#define LC__CHANNEL_REF_MIN (16 * 1024)
 
 typedef struct lc__channel lc__channel;
 
@@ -49,7 +64,22 @@ typedef struct lc__channel_cb {
   void (*on_close)(lc__channel *ch, int err, const char *reason);
   /* The channel's handles are closed: its memory may be freed. */
   void (*on_release)(lc__channel *ch);
+  /* The frames one read brought are all delivered (so an owner may hand on
+   * what it gathered from them at once). Optional. */
+  void (*on_delivered)(lc__channel *ch);
 } lc__channel_cb;
+
+/* Gives back the memory a send_ref() payload lived in. */
+typedef void (*lc__channel_release_cb)(void *arg);
+
+/* A run of the output stream: bytes of the send buffer (base NULL), or a
+ * payload in its owner's memory. */
+typedef struct lc__channel_seg {
+  const char *base;
+  size_t len;
+  lc__channel_release_cb release;
+  void *arg;
+} lc__channel_seg;
 
 typedef struct lc__channel_fd {
   uint64_t offset; /* where its frame starts in the output stream */
@@ -63,14 +93,29 @@ struct lc__channel {
   lc__owner owner; /* first: handles' data point here */
   uv_poll_t poll;
   uv_prepare_t flusher;
+  uv_idle_t spin; /* keeps the loop from blocking while callbacks queued work */
   int fd;
   int state;
   int polled; /* UV_READABLE | UV_WRITABLE being watched */
   int handles_open;
   int deferred_err; /* a write error seen where closing was not safe */
+  int kicked;       /* on_written is owed a run */
+  /* Polling for answers (channel.c): */
+  uint64_t spin_ns;       /* longest poll after a write; 0: never */
+  uint64_t spin_until_ns; /* the current poll's end */
+  uint64_t last_write_ns;
+  uint64_t wake_ns;       /* what answers cost when we slept (average) */
+  int spinning;           /* polling, and no answer yet */
+  int spin_fails, spin_skip;
+  unsigned spin_writes;
   size_t max_payload;
   lc__buf in;
-  lc__buf out;
+  lc__buf out;      /* copied bytes of the output stream */
+  lc__channel_seg *segs; /* the output stream, in order: */
+  size_t seg_head;  /* first not given back (written ones wait for the loop) */
+  size_t seg_cur;   /* first not wholly written */
+  size_t seg_end, seg_cap;
+  size_t seg_done;  /* bytes of segs[seg_cur] already written */
   uint64_t queued;  /* bytes ever queued */
   uint64_t written; /* bytes ever written */
   uint64_t received; /* bytes ever read */
@@ -94,6 +139,22 @@ int lc__channel_open(uv_loop_t *loop, lc__channel *ch, int fd,
 int lc__channel_send(lc__channel *ch, int type, const void *payload,
                      size_t len, int fd);
 
+/*
+ * Queues a frame whose payload is written from where it is: the memory must
+ * stay as it is until release(arg) runs: from the loop once the payload is
+ * written, or when the channel ends (never inside a send). On an error
+ * nothing is queued and release does not run.
+ */
+int lc__channel_send_ref(lc__channel *ch, int type, const void *payload,
+                         size_t len, lc__channel_release_cb release,
+                         void *arg);
+
+/* A user message: MESSAGE or STRING bytes, copied (release NULL) or sent
+ * in place (lc__channel_send_ref). UV_EINVAL for another type. */
+int lc__channel_send_message(lc__channel *ch, int type, const void *data,
+                             size_t len, lc__channel_release_cb release,
+                             void *arg);
+
 /* lc__channel_send() of a control record, type CONTROL or (fd >= 0) HANDLE. */
 int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd);
 
@@ -110,6 +171,10 @@ void lc__channel_flush_sync(lc__channel *ch, int timeout_ms);
 
 /* Ends the channel (on_close runs with err and reason) and closes it. */
 void lc__channel_close(lc__channel *ch, int err, const char *reason);
+
+/* Lets the loop poll up to us microseconds for an answer after a write
+ * instead of sleeping, when that pays (0: never; the default). */
+void lc__channel_set_spin(lc__channel *ch, unsigned us);
 
 /* Makes on_written run at the end of this loop iteration, even when
  * everything is already written (so send callbacks never run inside a

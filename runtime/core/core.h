@@ -74,6 +74,8 @@ typedef struct lc__core_options {
   const char *log_path;          /* --log FILE, or NULL */
   unsigned min_uptime_ms;        /* sooner exits are quick failures */
   unsigned max_restarts;         /* quick failures before "errored"; 0: none */
+  unsigned ipc_spin_us;          /* channels may poll this long for an answer
+                                    (LUACLUSTER_IPC_SPIN_US, default 50) */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;

@@ -15,6 +15,13 @@ void lc__frame_header(char out[LC__FRAME_HEADER_SIZE], int type,
   out[7] = (char)len;
 }
 
+uint32_t lc__frame_length(const char header[LC__FRAME_HEADER_SIZE]) {
+  const unsigned char *p = (const unsigned char *)header;
+
+  return (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 |
+         (uint32_t)p[7];
+}
+
 int lc__frame_parse(const char *data, size_t len, size_t max_payload,
                     lc__frame *f) {
   const unsigned char *p = (const unsigned char *)data;
@@ -25,15 +32,14 @@ int lc__frame_parse(const char *data, size_t len, size_t max_payload,
     return LC__FRAME_EMAGIC;
   if (len >= 2 && p[1] != 'C')
     return LC__FRAME_EMAGIC;
-  if (len >= 3 && (p[2] < LC__FRAME_MESSAGE || p[2] > LC__FRAME_STATS))
+  if (len >= 3 && (p[2] < LC__FRAME_MESSAGE || p[2] > LC__FRAME_STRING))
     return LC__FRAME_ETYPE;
   if (len >= 4 && p[3] != 0)
     return LC__FRAME_ETYPE;
   if (len < LC__FRAME_HEADER_SIZE)
     return 0;
 
-  payload_len = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 |
-                (uint32_t)p[6] << 8 | (uint32_t)p[7];
+  payload_len = lc__frame_length(data);
   if (payload_len > max_payload)
     return LC__FRAME_ETOOBIG;
   if (len - LC__FRAME_HEADER_SIZE < payload_len)

@@ -4,13 +4,15 @@
  * Every frame on a master<->worker channel is an 8-byte header and a payload:
  *
  *   0   'L' 'C'        magic: a peer that writes anything else is garbage
- *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE or _STATS
+ *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE, _STATS or _STRING
  *   3   flags          0 (reserved)
  *   4   length         payload bytes, big-endian uint32
  *
- * MESSAGE payloads are JSON (a user's Lua value); CONTROL and HANDLE payloads
- * are an lc__control record. A HANDLE frame also carries one descriptor,
- * attached (SCM_RIGHTS) to the write that starts the frame.
+ * A user's message is a MESSAGE frame, whose payload is one Lua value in
+ * LuaJIT's string.buffer serialization (message.h checks it), or, when the
+ * value is a string, a STRING frame carrying its bytes as they are. CONTROL
+ * and HANDLE payloads are an lc__control record. A HANDLE frame also carries
+ * one descriptor, attached (SCM_RIGHTS) to the write that starts the frame.
  */
 #ifndef LC_FRAME_H
 #define LC_FRAME_H
@@ -25,7 +27,9 @@ enum lc__frame_type {
   LC__FRAME_CONTROL = 2,
   LC__FRAME_HANDLE = 3,
   /* worker -> master, after each PONG: an lc__req_stats (core.h) */
-  LC__FRAME_STATS = 4
+  LC__FRAME_STATS = 4,
+  /* a user message that is a plain string: its bytes as they are */
+  LC__FRAME_STRING = 5
 };
 
 typedef struct lc__frame {
@@ -37,6 +41,9 @@ typedef struct lc__frame {
 
 /* Writes the header of a frame of `type` with `len` payload bytes. */
 void lc__frame_header(char out[LC__FRAME_HEADER_SIZE], int type, uint32_t len);
+
+/* The payload length a whole header announces. */
+uint32_t lc__frame_length(const char header[LC__FRAME_HEADER_SIZE]);
 
 /*
  * Looks for one frame at the start of data[0, len).

@@ -20,7 +20,10 @@ struct lc__cleanup {
 };
 
 int lc__core_init(lc__core *core) {
+  const char *spin = getenv("LUACLUSTER_IPC_SPIN_US");
+
   core->start_ns = uv_hrtime();
+  core->opts.ipc_spin_us = spin != NULL ? (unsigned)strtoul(spin, NULL, 10) : 50;
   return uv_loop_init(&core->loop);
 }
 

@@ -374,8 +374,11 @@ static void managed_worker_on_listening(lc__worker *w, const char *addr,
     worker_ready(w);
 }
 
-static void managed_worker_on_message(lc__worker *w, const char *json, size_t len) {
-  if (w->core->opts.wait_ready && len == 7 && memcmp(json, "\"ready\"", 7) == 0)
+/* process.send("ready") arrives as a STRING frame. */
+static void managed_worker_on_message(lc__worker *w, int type, const char *data,
+                                      size_t len) {
+  if (w->core->opts.wait_ready && type == LC__FRAME_STRING && len == 5 &&
+      memcmp(data, "ready", 5) == 0)
     worker_ready(w);
 }
 
@@ -465,6 +468,7 @@ static const lc__worker_events manager_worker_events = {
     NULL,
     managed_worker_on_exit,
     managed_worker_on_error,
+    NULL,
     NULL,
     NULL};
 

@@ -20,6 +20,7 @@
 #include "dispatch.h"
 #include "sd_notify.h"
 #include "shared_dicts.h"
+#include "message.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -118,15 +119,29 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
   }
 }
 
+/* Messages gathered so far go on before anything else happens. */
+static void worker_messages_end(lc__worker *w) {
+  if (w->ev->on_messages_end && !w->core->shutting_down)
+    w->ev->on_messages_end(w);
+}
+
 static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker *w = ch->data;
   lc__control c;
 
-  if (f->type == LC__FRAME_MESSAGE) {
+  if (f->type == LC__FRAME_MESSAGE || f->type == LC__FRAME_STRING) {
+    int err = f->type == LC__FRAME_MESSAGE
+                  ? lc__message_check(f->payload, f->payload_len)
+                  : 0;
+    if (err) {
+      lc__channel_close(ch, UV_EPROTO, lc__message_strerror(err));
+      return;
+    }
     if (w->ev->on_message)
-      w->ev->on_message(w, f->payload, f->payload_len);
+      w->ev->on_message(w, f->type, f->payload, f->payload_len);
     return;
   }
+  worker_messages_end(w);
   if (f->type == LC__FRAME_STATS && fd < 0 &&
       f->payload_len == sizeof(w->stats)) {
     memcpy(&w->stats, f->payload, sizeof(w->stats));
@@ -159,6 +174,7 @@ static void worker_on_unsent(lc__channel *ch, const lc__control *c, int fd) {
 static void worker_on_close(lc__channel *ch, int err, const char *reason) {
   lc__worker *w = ch->data;
 
+  worker_messages_end(w);
   if (w->state < LC__W_DISCONNECTED)
     w->state = LC__W_DISCONNECTED;
   lc__dispatch_worker_gone(w);
@@ -176,9 +192,11 @@ static void worker_on_close(lc__channel *ch, int err, const char *reason) {
 
 static void worker_on_release(lc__channel *ch) { worker_maybe_free(ch->data); }
 
+static void worker_on_delivered(lc__channel *ch) { worker_messages_end(ch->data); }
+
 static const lc__channel_cb worker_channel_cb = {
-    worker_on_frame, worker_on_written, worker_on_unsent, worker_on_close,
-    worker_on_release};
+    worker_on_frame,   worker_on_written, worker_on_unsent,
+    worker_on_close,   worker_on_release, worker_on_delivered};
 
 /* Process events ---------------------------------------------------------- */
 
@@ -370,6 +388,8 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   core->sup->alive++;
   err = lc__channel_open(&core->loop, &w->channel, sv[0],
                          core->opts.max_message_size, &worker_channel_cb, w);
+  if (err == 0)
+    lc__channel_set_spin(&w->channel, core->opts.ipc_spin_us);
   if (err) {
     /* A worker without a channel is of no use: it goes, and its exit is
      * reported as any other. */
@@ -386,8 +406,9 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   return 0;
 }
 
-int lc__worker_send(lc__worker *w, const char *data, size_t len) {
-  return lc__channel_send(&w->channel, LC__FRAME_MESSAGE, data, len, -1);
+int lc__worker_send(lc__worker *w, int type, const char *data, size_t len,
+                    lc__channel_release_cb release, void *arg) {
+  return lc__channel_send_message(&w->channel, type, data, len, release, arg);
 }
 
 int lc__worker_connected(const lc__worker *w) {

@@ -27,13 +27,19 @@ enum lc__worker_state {
 typedef struct lc__worker_events {
   void (*on_online)(lc__worker *w);
   void (*on_listening)(lc__worker *w, const char *addr, int port);
-  void (*on_message)(lc__worker *w, const char *data, size_t len);
+  /* A user message: type LC__FRAME_MESSAGE (checked: message.h) or
+   * LC__FRAME_STRING, its bytes valid during the call. */
+  void (*on_message)(lc__worker *w, int type, const char *data, size_t len);
   void (*on_disconnect)(lc__worker *w);
   void (*on_exit)(lc__worker *w, int64_t code, int signal);
   void (*on_error)(lc__worker *w, int err, const char *reason);
   void (*on_pong)(lc__worker *w, uint64_t seq, uint64_t requests);
   /* Bytes written to this worker so far went up to `written`. */
   void (*on_written)(lc__worker *w, uint64_t written);
+  /* The messages since the last call are all there is for now: before any
+   * other event of this worker, and after each read. Owners that hand
+   * messages on in batches do it here. Optional. */
+  void (*on_messages_end)(lc__worker *w);
 } lc__worker_events;
 
 typedef struct lc__worker_spec {
@@ -92,8 +98,10 @@ int lc__supervisor_init(lc__core *core);
 int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
                      const lc__worker_events *ev, void *data,
                      lc__worker **out);
-/* Sends a user message. 0, UV_EMSGSIZE, UV_EPIPE. */
-int lc__worker_send(lc__worker *w, const char *data, size_t len);
+/* Sends a user message (lc__channel_send_message). 0, UV_EMSGSIZE,
+ * UV_EPIPE, UV_ENOMEM. */
+int lc__worker_send(lc__worker *w, int type, const char *data, size_t len,
+                    lc__channel_release_cb release, void *arg);
 /* Graceful: no new connections; the worker finishes and disconnects. */
 void lc__worker_disconnect(lc__worker *w);
 int lc__worker_kill(lc__worker *w, int signum);

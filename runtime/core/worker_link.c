@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "message.h"
 #include "shared_listen.h"
 #include "tcp.h"
 #include "worker_link.h"
@@ -96,15 +97,30 @@ static void link_on_control(lc__channel *ch, const lc__control *c, int fd) {
   }
 }
 
+/* Messages gathered so far go on before anything else happens. */
+static void link_messages_end(lc__worker_link *link) {
+  if (link->ev != NULL && link->ev->on_messages_end != NULL &&
+      !link->core->exiting)
+    link->ev->on_messages_end(link->ev_arg);
+}
+
 static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker_link *link = ch->data;
   lc__control c;
 
-  if (f->type == LC__FRAME_MESSAGE) {
+  if (f->type == LC__FRAME_MESSAGE || f->type == LC__FRAME_STRING) {
+    int err = f->type == LC__FRAME_MESSAGE
+                  ? lc__message_check(f->payload, f->payload_len)
+                  : 0;
+    if (err) {
+      lc__channel_close(ch, UV_EPROTO, lc__message_strerror(err));
+      return;
+    }
     if (link->ev != NULL && !link->core->exiting)
-      link->ev->on_message(link->ev_arg, f->payload, f->payload_len);
+      link->ev->on_message(link->ev_arg, f->type, f->payload, f->payload_len);
     return;
   }
+  link_messages_end(link);
   if (lc__control_check(f->payload, f->payload_len, &c) != 0) {
     if (fd >= 0)
       close(fd);
@@ -127,6 +143,7 @@ static void link_on_close(lc__channel *ch, int err, const char *reason) {
 
   if (core->shutting_down)
     return;
+  link_messages_end(link);
   if (err != 0 && err != UV_EOF)
     lc__log(LC__LOG_ERROR, "channel to the master closed: %s (%s)", reason,
             uv_err_name(err));
@@ -141,8 +158,11 @@ static void link_on_close(lc__channel *ch, int err, const char *reason) {
   }
 }
 
+static void link_on_delivered(lc__channel *ch) { link_messages_end(ch->data); }
+
 static const lc__channel_cb link_channel_cb = {
-    link_on_frame, link_on_written, NULL, link_on_close, NULL};
+    link_on_frame, link_on_written, NULL, link_on_close, NULL,
+    link_on_delivered};
 
 static void link_free(void *arg) {
   lc__core *core = arg;
@@ -173,6 +193,7 @@ int lc__link_open(lc__core *core, int fd) {
     free(link);
     return err;
   }
+  lc__channel_set_spin(&link->channel, core->opts.ipc_spin_us);
   core->link = link;
   memset(&c, 0, sizeof(c));
   c.cmd = LC__CTL_ONLINE;
@@ -188,11 +209,12 @@ void lc__link_set_events(lc__core *core, const lc__link_events *ev,
   }
 }
 
-int lc__link_send(lc__core *core, const char *data, size_t len) {
+int lc__link_send(lc__core *core, int type, const char *data, size_t len,
+                  lc__channel_release_cb release, void *arg) {
   if (core->link == NULL)
     return UV_ENOTCONN;
-  return lc__channel_send(&core->link->channel, LC__FRAME_MESSAGE, data, len,
-                          -1);
+  return lc__channel_send_message(&core->link->channel, type, data, len,
+                                  release, arg);
 }
 
 int lc__link_send_control(lc__core *core, const lc__control *c) {
@@ -254,6 +276,10 @@ void lc__link_flush(lc__core *core, int timeout_ms) {
 
 uint64_t lc__link_queued(lc__core *core) {
   return core->link != NULL ? core->link->channel.queued : 0;
+}
+
+uint64_t lc__link_backlog(lc__core *core) {
+  return core->link != NULL ? lc__channel_backlog(&core->link->channel) : 0;
 }
 
 void lc__link_fail(lc__core *core, const char *reason) {

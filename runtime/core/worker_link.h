@@ -12,12 +12,16 @@
 #include "core.h"
 
 typedef struct lc__link_events {
-  /* A user message from the master. */
-  void (*on_message)(void *arg, const char *data, size_t len);
+  /* A user message from the master: type LC__FRAME_MESSAGE (checked:
+   * message.h) or LC__FRAME_STRING, its bytes valid during the call. */
+  void (*on_message)(void *arg, int type, const char *data, size_t len);
   /* Bytes written to the master so far went up to `written`. */
   void (*on_written)(void *arg, uint64_t written);
   /* The channel ended (a disconnect, or the master went away). */
   void (*on_disconnect)(void *arg);
+  /* The messages since the last call are all there is for now: before
+   * anything else the master's frames cause, and after each read. */
+  void (*on_messages_end)(void *arg);
 } lc__link_events;
 
 /* Opens the link on the inherited channel descriptor fd. */
@@ -25,8 +29,10 @@ int lc__link_open(lc__core *core, int fd);
 /* Who hears the link's events (NULL: nobody). */
 void lc__link_set_events(lc__core *core, const lc__link_events *ev,
                          void *arg);
-/* Worker -> master user message. 0, UV_EMSGSIZE, UV_EPIPE, UV_ENOTCONN. */
-int lc__link_send(lc__core *core, const char *data, size_t len);
+/* Worker -> master user message (lc__channel_send_message). 0, UV_EMSGSIZE,
+ * UV_EPIPE, UV_ENOTCONN, UV_ENOMEM. */
+int lc__link_send(lc__core *core, int type, const char *data, size_t len,
+                  lc__channel_release_cb release, void *arg);
 int lc__link_send_control(lc__core *core, const lc__control *c);
 /* Asks the master to disconnect this worker (cluster.worker:disconnect()). */
 void lc__link_disconnect(lc__core *core);
@@ -42,6 +48,8 @@ void lc__link_flush(lc__core *core, int timeout_ms);
 void lc__link_kick(lc__core *core);
 /* Bytes ever queued on the channel (a send callback's offset). */
 uint64_t lc__link_queued(lc__core *core);
+/* Bytes queued and not yet written. */
+uint64_t lc__link_backlog(lc__core *core);
 /* Ends the channel because the master broke the protocol. */
 void lc__link_fail(lc__core *core, const char *reason);
 

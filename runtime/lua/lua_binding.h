@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 
 #include "luacluster.h"
+#include "channel.h"
 #include "core.h"
 
 typedef struct lc__preload {
@@ -36,6 +37,22 @@ typedef struct lc__dict_decl {
   size_t size;
   struct lc__dict_decl *next;
 } lc__dict_decl;
+#define LC__CODEC_POOL 32
+
+/* The message codec's state (lua_message.c): registry refs. */
+typedef struct lc__codec {
+  int reset_ref, encode_ref, ref_ref;  /* string.buffer's methods */
+  int new_ref;                         /* buffer.new */
+  int reader_ref, address_ref;         /* the decoding buffer and pointer */
+  int set_ref, decode_ref;             /* and its methods */
+  const char **address;                /* the pointer cdata's payload */
+  int buffer_ref;                      /* the buffer encodes go into */
+  size_t next_size;                    /* for a new one: the last handed off */
+  int pool[LC__CODEC_POOL];            /* buffers back from the channel */
+  size_t pool_len[LC__CODEC_POOL];     /* and what each last held */
+  int npool;
+  size_t pool_bytes;
+} lc__codec;
 
 typedef struct lc__immediates lc__immediates;
 typedef struct lc__signal_watch lc__signal_watch;
@@ -58,19 +75,19 @@ struct lc_runtime {
 
   lua_State *L;      /* NULL in a managed-mode master, and once closed */
   int dispatcher_ref; /* dispatcher(object, event, ...) */
+  int traceback_ref;  /* lc__lua_call's message handler, made once */
   int process_ref;    /* the process object: signals, exit, errors */
   int worker_ref;     /* cluster.worker in a worker: channel events */
   int waker_ref;      /* waker(thread, ...): resumes a waiting coroutine */
   lc__immediates *immediates;
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */
-  lc__buf json_out;   /* the message encoder's buffer */
   lc__copools *cosocket_pools; /* idle cosocket connections (lua_cosocket.c) */
   struct {
     int *refs;
     size_t n, cap;
   } dead_refs; /* registry refs to drop from the loop (lc__lua_unref) */
-  int json_decode_ref;
+  lc__codec codec;    /* the message codec */
 };
 
 /* The runtime a binding function runs for (its upvalue 1). */
@@ -148,7 +165,7 @@ void lc__core_process(lua_State *L, lc_runtime *rt);
 void lc__core_timers(lua_State *L, lc_runtime *rt);
 void lc__core_signals(lua_State *L, lc_runtime *rt);
 void lc__core_cluster(lua_State *L, lc_runtime *rt);
-void lc__core_json(lua_State *L, lc_runtime *rt);
+void lc__core_message(lua_State *L, lc_runtime *rt);
 void lc__core_net(lua_State *L, lc_runtime *rt);
 void lc__core_http(lua_State *L, lc_runtime *rt);
 void lc__core_dns(lua_State *L, lc_runtime *rt);
@@ -162,12 +179,26 @@ int lc__lua_exit_code(lc_runtime *rt);
 /* Emits process "exit" with code (an uncaught error ends the process). */
 void lc__lua_exit_event(lc_runtime *rt, int code);
 
-/* lua_json.c: the codec every message goes through ----------------------- */
-/* Encodes the value at idx; pushes the encoding (0) or an error message. */
-int lc__json_encode(lc_runtime *rt, lua_State *L, int idx, const char **out,
-                    size_t *len);
-/* Pushes the decoded value (0), or an error message (-1). */
-int lc__json_decode(lc_runtime *rt, lua_State *L, const char *s, size_t len);
+/* lua_message.c: the codec every message goes through -------------------- */
+/* A message ready for the channel: a frame type, its bytes, and, when the
+ * bytes are sent where they lie, how the channel gives them back. */
+typedef struct lc__lua_msg {
+  int type; /* LC__FRAME_MESSAGE or LC__FRAME_STRING */
+  const char *data;
+  size_t len;
+  lc__channel_release_cb release; /* NULL: copied at once by the send */
+  void *arg;
+} lc__lua_msg;
+
+/* Encodes the value at idx; raises "cannot send message: <why>" for a value
+ * that cannot cross. The bytes are valid until the next encode. */
+void lc__message_encode(lua_State *L, lc_runtime *rt, int idx,
+                        lc__lua_msg *m);
+/* Gives back what encode kept for a send that failed. */
+void lc__message_unkeep(lc__lua_msg *m);
+/* Pushes the value a message carries (0), or an error message (-1). */
+int lc__message_decode(lc_runtime *rt, lua_State *L, int type,
+                       const char *data, size_t len);
 
 /* lua_cluster.c: a worker's channel, as Lua sees it ---------------------- */
 int lc__lua_link_open(lc_runtime *rt);

@@ -6,11 +6,23 @@
  * handler(worker_object, event, ...). In a worker, core.send() writes to the
  * master and the channel's events reach Lua as handler(event, ...).
  *
- * Messages are JSON-encoded here, in the sender, so an unencodable value is
- * a Lua error at the send() that tried it. Send callbacks run once the bytes
- * are written, in order, or with an error when the channel ends first.
+ * Messages are encoded here, in the sender (lua_message.c), so a value that
+ * cannot cross is a Lua error at the send() that tried it. Send callbacks
+ * run once the bytes are written, in order, or with an error when the
+ * channel ends first.
+ *
+ * Received messages are decoded as they come and handed to Lua together,
+ * "messages"(list, n), once the frames of a read are through (the core says
+ * when, and before anything else the peer's frames cause): one call into
+ * Lua for many messages, each still emitted on its own and in order.
+ *
+ * Sends are bounded: send() returns false once more than SEND_HIGH_WATER
+ * bytes wait to be written, and "drain" follows when all of them are (on
+ * the worker object in the master, on process in a worker); a send that
+ * finds SEND_HARD_CAP bytes waiting fails with an error.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +31,54 @@
 #include "supervisor.h"
 #include "worker_link.h"
 
+#define SEND_HIGH_WATER (1024 * 1024)
+#define SEND_HARD_CAP (64 * 1024 * 1024)
+
+
+/* Messages decoded and not yet given to Lua: a table of them. */
+typedef struct lc__batch {
+  int ref;
+  int n;
+} lc__batch;
+
+/* Adds the value on top (popped) to the batch. */
+static void batch_add(lua_State *L, lc__batch *b) {
+  if (b->ref == LUA_NOREF) {
+    lua_createtable(L, 16, 1);
+    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++b->n);
+  lua_pop(L, 1);
+}
+
+/* Emits "messages"(list, n) to the object at obj_ref. The Lua side notes
+ * in list.next how far it got, so after a listener's error (reported as
+ * uncaught) the rest still arrive if the process goes on. */
+static void batch_flush(lc_runtime *rt, lc__batch *b, int obj_ref) {
+  lua_State *L = rt->L;
+  int ref = b->ref, n = b->n, next;
+
+  b->ref = LUA_NOREF;
+  b->n = 0;
+  if (ref == LUA_NOREF || L == NULL)
+    return;
+  while (!rt->core.exiting) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushinteger(L, n);
+    if (lc__lua_emit(rt, obj_ref, "messages", 2, 0) == 0)
+      break;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_getfield(L, -1, "next");
+    next = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (next == 0 || next > n)
+      break;
+  }
+  if (rt->L != NULL)
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+}
 
 /* Send callbacks, waiting for the channel to write up to their offset. */
 typedef struct lc__sendq {
@@ -84,20 +144,34 @@ static void sendq_free(lc_runtime *rt, lc__sendq *q) {
   memset(q, 0, sizeof(*q));
 }
 
-/* Encodes the value at idx; raises a Lua error naming why it cannot. */
-static const char *encode_message(lua_State *L, int idx, size_t *len) {
-  const char *json;
+/* Refuses a send while the hard cap's worth is waiting to be written to
+ * worker `id` (0: the master). */
+static void check_backlog(lua_State *L, uint64_t backlog, int id) {
+  char why[200], to[32];
 
-  if (lc__json_encode(lc__lua_rt(L), L, idx, &json, len) != 0)
-    luaL_error(L, "cannot send message: %s", lua_tostring(L, -1));
-  return json;
+  if (backlog < SEND_HARD_CAP)
+    return;
+  if (id > 0)
+    snprintf(to, sizeof(to), "worker %d", id);
+  else
+    snprintf(to, sizeof(to), "the master");
+  snprintf(why, sizeof(why),
+           "cannot send message: %llu bytes already wait to be written to %s "
+           "(the limit is %d; wait for \"drain\")",
+           (unsigned long long)backlog, to, SEND_HARD_CAP);
+  luaL_error(L, "%s", why);
 }
 
 static void send_error(lua_State *L, int err, size_t len) {
+  char why[160];
+
   if (err == UV_EMSGSIZE)
-    luaL_error(L, "cannot send message: %d bytes is over the %d-byte limit",
-               (int)len, (int)lc__lua_rt(L)->core.opts.max_message_size);
-  luaL_error(L, "cannot send message: %s", uv_strerror(err));
+    snprintf(why, sizeof(why),
+             "cannot send message: %zu bytes is over the %zu-byte limit", len,
+             (size_t)lc__lua_rt(L)->core.opts.max_message_size);
+  else
+    snprintf(why, sizeof(why), "cannot send message: %s", uv_strerror(err));
+  luaL_error(L, "%s", why);
 }
 
 /* Master side --------------------------------------------------------------- */
@@ -106,6 +180,8 @@ typedef struct lc__lua_worker {
   lc__lua_handle base; /* pinned: the Lua Worker object, while it lives */
   lc__worker *w;
   lc__sendq sendq;
+  lc__batch batch;
+  int want_drain; /* a send returned false: "drain" once all is written */
 } lc__lua_worker;
 
 /* The Lua side let go of the handle: so does the binding, and the core's
@@ -114,6 +190,7 @@ static void worker_close(lc__lua_handle *h) {
   lc__lua_worker *lw = (lc__lua_worker *)h;
 
   sendq_free(h->rt, &lw->sendq);
+  lc__lua_unref(h->rt, &lw->batch.ref);
   if (lw->w != NULL) {
     lw->w->data = NULL;
     lc__worker_release(lw->w);
@@ -145,28 +222,44 @@ static void worker_on_listening(lc__worker *w, const char *addr, int port) {
   worker_emit(w, "listening", 2);
 }
 
-static void worker_on_message(lc__worker *w, const char *json, size_t len) {
+static void worker_on_message(lc__worker *w, int type, const char *data,
+                              size_t len) {
   lc__lua_worker *lw = lua_worker(w);
   lc_runtime *rt;
 
   if (lw == NULL || lw->base.rt->core.exiting)
     return;
   rt = lw->base.rt;
-  if (lc__json_decode(rt, rt->L, json, len) != 0) {
-    lc__log(LC__LOG_WARN, "worker %d sent a message that is not JSON (%s)",
+  if (lc__message_decode(rt, rt->L, type, data, len) != 0) {
+    lc__log(LC__LOG_WARN, "worker %d sent a message that does not decode (%s)",
             w->id, lua_tostring(rt->L, -1));
     lua_pop(rt->L, 1);
-    lc__channel_close(&w->channel, UV_EPROTO, "message is not valid JSON");
+    lc__channel_close(&w->channel, UV_EPROTO, "message does not decode");
     return;
   }
-  worker_emit(w, "message", 1);
+  batch_add(rt->L, &lw->batch);
+}
+
+static void worker_on_messages_end(lc__worker *w) {
+  lc__lua_worker *lw = lua_worker(w);
+
+  if (lw != NULL && lw->batch.n > 0)
+    batch_flush(lw->base.rt, &lw->batch, lw->base.self_ref);
 }
 
 static void worker_on_written(lc__worker *w, uint64_t written) {
   lc__lua_worker *lw = lua_worker(w);
 
-  if (lw != NULL && lw->sendq.len > 0)
+  if (lw == NULL)
+    return;
+  if (lw->sendq.len > 0)
     sendq_fire(lw->base.rt, &lw->sendq, written, NULL);
+  /* A callback may have let go of the worker object. */
+  lw = lua_worker(w);
+  if (lw != NULL && lw->want_drain && lc__channel_backlog(&w->channel) == 0) {
+    lw->want_drain = 0;
+    worker_emit(w, "drain", 0);
+  }
 }
 
 static void worker_on_disconnect(lc__worker *w) {
@@ -207,8 +300,9 @@ static void worker_on_exit(lc__worker *w, int64_t code, int signum) {
 }
 
 static const lc__worker_events lua_worker_events = {
-    worker_on_online,  worker_on_listening, worker_on_message, worker_on_disconnect,
-    worker_on_exit,    worker_on_error,     NULL,          worker_on_written};
+    worker_on_online,       worker_on_listening, worker_on_message,
+    worker_on_disconnect,   worker_on_exit,      worker_on_error,
+    NULL,                   worker_on_written,   worker_on_messages_end};
 
 static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
   return lc__lua_handle_check(L, idx, &worker_type);
@@ -305,6 +399,7 @@ static int core_fork(lua_State *L) {
   spec.instance = -1;
 
   lw = lc__lua_handle_new(L, rt, &worker_type, sizeof(*lw));
+  lw->batch.ref = LUA_NOREF;
   err = lc__worker_spawn(&rt->core, &spec, &lua_worker_events, lw, &lw->w);
   free_array(spec.args);
   free_array(spec.env);
@@ -314,24 +409,30 @@ static int core_fork(lua_State *L) {
   return 1;
 }
 
-/* handle:send(value[, fn(err)]) -> true while the backlog is small */
+/* handle:send(value[, fn(err)]) -> false once the backlog is past the
+ * high-water mark ("drain" follows) */
 static int worker_send(lua_State *L) {
   lc__lua_worker *lw = check_lua_worker(L, 1);
   lc__worker *w = lw->w;
-  size_t len;
-  const char *json;
-  int err;
+  lc__lua_msg m;
+  int err, below;
 
   luaL_checkany(L, 2);
-  json = encode_message(L, 2, &len);
-  err = lc__worker_send(w, json, len);
-  if (err)
-    send_error(L, err, len);
+  check_backlog(L, lc__channel_backlog(&w->channel), w->id);
+  lc__message_encode(L, lc__lua_rt(L), 2, &m);
+  err = lc__worker_send(w, m.type, m.data, m.len, m.release, m.arg);
+  if (err) {
+    lc__message_unkeep(&m);
+    send_error(L, err, m.len);
+  }
   if (lua_isfunction(L, 3)) {
     sendq_push(L, &lw->sendq, w->channel.queued, 3);
     lc__channel_kick(&w->channel);
   }
-  lua_pushboolean(L, lc__channel_backlog(&w->channel) < 64 * 1024 * 1024);
+  below = lc__channel_backlog(&w->channel) <= SEND_HIGH_WATER;
+  if (!below)
+    lw->want_drain = 1;
+  lua_pushboolean(L, below);
   return 1;
 }
 
@@ -378,28 +479,43 @@ static int worker_info(lua_State *L) {
 struct lc__lua_link {
   lc_runtime *rt;
   lc__sendq sendq;
+  lc__batch batch;
+  int want_drain; /* a send returned false: "drain" once all is written */
 };
 
-static void link_on_message(void *arg, const char *json, size_t len) {
+static void link_on_message(void *arg, int type, const char *data,
+                            size_t len) {
   lc__lua_link *ll = arg;
   lc_runtime *rt = ll->rt;
   lua_State *L = rt->L;
 
-  if (lc__json_decode(rt, L, json, len) != 0) {
-    lc__log(LC__LOG_ERROR, "master sent a message that is not JSON (%s)",
+  if (lc__message_decode(rt, L, type, data, len) != 0) {
+    lc__log(LC__LOG_ERROR, "master sent a message that does not decode (%s)",
             lua_tostring(L, -1));
     lua_pop(L, 1);
-    lc__link_fail(&rt->core, "message is not valid JSON");
+    lc__link_fail(&rt->core, "message does not decode");
     return;
   }
-  lc__lua_emit(rt, rt->worker_ref, "message", 1, 0);
+  batch_add(L, &ll->batch);
+}
+
+static void link_on_messages_end(void *arg) {
+  lc__lua_link *ll = arg;
+
+  if (ll->batch.n > 0)
+    batch_flush(ll->rt, &ll->batch, ll->rt->worker_ref);
 }
 
 static void link_on_written(void *arg, uint64_t written) {
   lc__lua_link *ll = arg;
+  lc_runtime *rt = ll->rt;
 
   if (ll->sendq.len > 0)
-    sendq_fire(ll->rt, &ll->sendq, written, NULL);
+    sendq_fire(rt, &ll->sendq, written, NULL);
+  if (rt->link == ll && ll->want_drain && lc__link_backlog(&rt->core) == 0) {
+    ll->want_drain = 0;
+    lc__lua_emit(rt, rt->worker_ref, "drain", 0, 0);
+  }
 }
 
 static void link_on_disconnect(void *arg) {
@@ -411,13 +527,15 @@ static void link_on_disconnect(void *arg) {
 }
 
 static const lc__link_events lua_link_events = {
-    link_on_message, link_on_written, link_on_disconnect};
+    link_on_message, link_on_written, link_on_disconnect,
+    link_on_messages_end};
 
 static void link_free(void *arg) {
   lc_runtime *rt = arg;
 
   lc__link_set_events(&rt->core, NULL, NULL);
   sendq_free(rt, &rt->link->sendq);
+  lc__lua_unref(rt, &rt->link->batch.ref);
   free(rt->link);
   rt->link = NULL;
 }
@@ -427,29 +545,36 @@ int lc__lua_link_open(lc_runtime *rt) {
   if (rt->link == NULL)
     return UV_ENOMEM;
   rt->link->rt = rt;
+  rt->link->batch.ref = LUA_NOREF;
   lc__link_set_events(&rt->core, &lua_link_events, rt->link);
   return lc__core_on_close(&rt->core, link_free, rt);
 }
 
-/* core.send(value[, fn(err)]): worker -> master */
+/* core.send(value[, fn(err)]): worker -> master; false once the backlog is
+ * past the high-water mark ("drain" follows) */
 static int core_send(lua_State *L) {
   lc_runtime *rt = lc__lua_rt(L);
-  size_t len;
-  const char *json;
-  int err;
+  lc__lua_msg m;
+  int err, below;
 
   luaL_checkany(L, 1);
   if (!lc__link_connected(&rt->core) || rt->link == NULL)
     return luaL_error(L, "cannot send message: not connected to a master");
-  json = encode_message(L, 1, &len);
-  err = lc__link_send(&rt->core, json, len);
-  if (err)
-    send_error(L, err, len);
+  check_backlog(L, lc__link_backlog(&rt->core), 0);
+  lc__message_encode(L, rt, 1, &m);
+  err = lc__link_send(&rt->core, m.type, m.data, m.len, m.release, m.arg);
+  if (err) {
+    lc__message_unkeep(&m);
+    send_error(L, err, m.len);
+  }
   if (lua_isfunction(L, 2)) {
     sendq_push(L, &rt->link->sendq, lc__link_queued(&rt->core), 2);
     lc__link_kick(&rt->core);
   }
-  lua_pushboolean(L, 1);
+  below = lc__link_backlog(&rt->core) <= SEND_HIGH_WATER;
+  if (!below)
+    rt->link->want_drain = 1;
+  lua_pushboolean(L, below);
   return 1;
 }
 

@@ -87,7 +87,7 @@ int lc__open_core(lua_State *L) {
   lc__core_process(L, rt);
   lc__core_timers(L, rt);
   lc__core_signals(L, rt);
-  lc__core_json(L, rt);
+  lc__core_message(L, rt);
   lc__core_cluster(L, rt);
   lc__core_net(L, rt);
   lc__core_http(L, rt);

@@ -184,7 +184,7 @@ int lc__lua_call(lc_runtime *rt, int nargs, int nresults) {
     lua_pop(L, nargs + 1);
     return -1;
   }
-  lua_pushcfunction(L, traceback);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->traceback_ref);
   lua_insert(L, base);
   r = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
@@ -314,7 +314,11 @@ lua_State *lc__lua_open(lc_runtime *rt) {
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
   rt->waker_ref = LUA_NOREF;
-  rt->json_decode_ref = LUA_NOREF;
+  lua_pushcfunction(L, traceback);
+  rt->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  memset(&rt->codec, 0, sizeof(rt->codec));
+  rt->codec.encode_ref = rt->codec.decode_ref = rt->codec.new_ref = LUA_NOREF;
+  rt->codec.buffer_ref = LUA_NOREF;
   luaL_openlibs(L);
   lua_pushlightuserdata(L, &runtime_key);
   lua_pushlightuserdata(L, rt);
@@ -361,7 +365,6 @@ void lc__lua_close(lc_runtime *rt) {
   /* Refs are dropped as the state goes: nothing may touch it from now. */
   rt->L = NULL;
   lua_close(L);
-  lc__buf_free(&rt->json_out);
   free(rt->dead_refs.refs);
   memset(&rt->dead_refs, 0, sizeof(rt->dead_refs));
 }

@@ -40,6 +40,9 @@ typedef struct peer {
   int unsent;
   int unsent_fds[RECORDED];
   lc__control unsent_controls[RECORDED];
+  const char *in_bases[RECORDED]; /* the read buffer each frame was in */
+  int resend_in_written;          /* on_written sends this many frames */
+  int delivered_calls, frames_at_delivered;
 } peer;
 
 /* A loop with a ticking timer, so a wait never blocks past its deadline. */
@@ -116,6 +119,7 @@ static void peer_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   int i = p->frames++;
 
   if (i < RECORDED) {
+    p->in_bases[i] = ch->in.base;
     p->types[i] = f->type;
     p->fds[i] = fd;
     p->lens[i] = f->payload_len;
@@ -143,6 +147,11 @@ static void peer_on_written(lc__channel *ch, uint64_t written) {
   if (p->in_send)
     p->written_in_send++;
   p->written = written;
+  if (p->resend_in_written > 0) {
+    p->resend_in_written--;
+    lc__channel_send(ch, LC__FRAME_MESSAGE, "nested", 6, -1);
+    lc__channel_kick(ch);
+  }
 }
 
 static void peer_on_unsent(lc__channel *ch, const lc__control *c, int fd) {
@@ -169,9 +178,16 @@ static void peer_on_release(lc__channel *ch) {
   p->releases++;
 }
 
-static const lc__channel_cb peer_cb = {peer_on_frame, peer_on_written,
-                                       peer_on_unsent, peer_on_close,
-                                       peer_on_release};
+static void peer_on_delivered(lc__channel *ch) {
+  peer *p = ch->data;
+
+  p->delivered_calls++;
+  p->frames_at_delivered = p->frames;
+}
+
+static const lc__channel_cb peer_cb = {peer_on_frame,   peer_on_written,
+                                       peer_on_unsent,  peer_on_close,
+                                       peer_on_release, peer_on_delivered};
 
 /* Opens a channel on each end of a new socketpair. */
 static void open_pair(harness *h, peer *a, peer *b) {
@@ -195,6 +211,14 @@ static int open_with_raw_peer(harness *h, peer *a) {
   /* Non-blocking, so a check that reads it cannot hang the test. */
   fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
   return sv[1];
+}
+
+/* A small kernel buffer, so big frames cannot go in one write. */
+static void shrink_sndbuf(peer *p) {
+  int size = 64 * 1024;
+
+  CHECK_EQ_INT(setsockopt(p->ch.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)),
+               0);
 }
 
 static int send_text(peer *p, const char *text) {
@@ -257,6 +281,8 @@ static void frames_arrive_in_order_across_many_iterations(void) {
 
   harness_init(&h);
   open_pair(&h, &a, &b);
+  shrink_sndbuf(&a);
+  shrink_sndbuf(&b);
   a.check_seq = b.check_seq = 1;
   pump_start(&h, &ab, &a);
   pump_start(&h, &ba, &b);
@@ -303,10 +329,39 @@ static void frame_written_a_byte_at_a_time_arrives_whole(void) {
   CHECK_EQ_INT(a.frames, 1);
   CHECK_EQ_STR(a.texts[0], "whole");
   CHECK_EQ_INT(a.closes, 0);
+  /* Told once the frame was there, not for the reads of its pieces. */
+  CHECK_EQ_INT(a.delivered_calls, 1);
 
   close(raw);
   RUN_UNTIL(&h, a.releases == 1);
   CHECK_EQ_INT(a.close_err, UV_EOF);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void on_delivered_follows_the_frames_of_a_read(void) {
+  harness h;
+  peer a;
+  int raw;
+  char frames[3 * (LC__FRAME_HEADER_SIZE + 2)];
+  size_t i, off = 0;
+
+  harness_init(&h);
+  raw = open_with_raw_peer(&h, &a);
+  for (i = 0; i < 3; i++) {
+    lc__frame_header(frames + off, LC__FRAME_STRING, 2);
+    memcpy(frames + off + LC__FRAME_HEADER_SIZE, i == 0 ? "m0" : i == 1 ? "m1" : "m2", 2);
+    off += LC__FRAME_HEADER_SIZE + 2;
+  }
+  /* One write, one read: three frames, then one on_delivered. */
+  CHECK_EQ_INT(write(raw, frames, sizeof(frames)), sizeof(frames));
+  RUN_UNTIL(&h, a.frames == 3);
+  CHECK_EQ_INT(a.delivered_calls, 1);
+  CHECK_EQ_INT(a.frames_at_delivered, 3);
+  CHECK_EQ_STR(a.texts[2], "m2");
+
+  close(raw);
+  RUN_UNTIL(&h, a.releases == 1);
+  CHECK_EQ_INT(a.delivered_calls, 1);
   CHECK_EQ_INT(harness_close(&h), 0);
 }
 
@@ -714,9 +769,228 @@ static void on_written_reports_the_total_and_never_runs_inside_send(void) {
   free(big);
 }
 
+/* Payloads sent in place ------------------------------------------------------ */
+
+typedef struct owned {
+  char *data;
+  size_t len;
+  int released;
+  int released_in_send;
+  peer *by;
+} owned;
+
+static void release_owned(void *arg) {
+  owned *o = arg;
+
+  o->released++;
+  if (o->by != NULL && o->by->in_send)
+    o->released_in_send++;
+}
+
+static void referenced_payloads_arrive_in_order_and_go_back_once(void) {
+  harness h;
+  peer a, b;
+  owned big[3];
+  lc__control c = connection_record(9);
+  int p[2], i;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  shrink_sndbuf(&a);
+  CHECK_EQ_INT(pipe(p), 0);
+  for (i = 0; i < 3; i++) {
+    big[i].len = (size_t)(i + 1) * 300 * 1024 + 3;
+    big[i].data = malloc(big[i].len);
+    memset(big[i].data, 'A' + i, big[i].len);
+    big[i].released = big[i].released_in_send = 0;
+    big[i].by = &a;
+  }
+  /* Copied and referenced frames, and a descriptor, interleaved. */
+  a.in_send = 1;
+  CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_STRING, "s0", 2, -1), 0);
+  CHECK_EQ_INT(lc__channel_send_ref(&a.ch, LC__FRAME_MESSAGE, big[0].data,
+                                    big[0].len, release_owned, &big[0]), 0);
+  CHECK_EQ_INT(lc__channel_send_control(&a.ch, &c, p[1]), 0);
+  CHECK_EQ_INT(lc__channel_send_ref(&a.ch, LC__FRAME_STRING, big[1].data,
+                                    big[1].len, release_owned, &big[1]), 0);
+  CHECK_EQ_INT(lc__channel_send_ref(&a.ch, LC__FRAME_MESSAGE, big[2].data,
+                                    big[2].len, release_owned, &big[2]), 0);
+  CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_MESSAGE, "m5", 2, -1), 0);
+  a.in_send = 0;
+  /* Over LC__CHANNEL_FLUSH_AT: written in part inside the sends, but
+   * nothing given back there. */
+  CHECK(a.ch.written > 0);
+  for (i = 0; i < 3; i++)
+    CHECK_EQ_INT(big[i].released, 0);
+
+  RUN_UNTIL(&h, b.frames == 6);
+  CHECK_EQ_STR(b.texts[0], "s0");
+  CHECK_EQ_INT(b.types[0], LC__FRAME_STRING);
+  CHECK_EQ_INT(b.types[1], LC__FRAME_MESSAGE);
+  CHECK_EQ_INT(b.lens[1], big[0].len);
+  CHECK_EQ_INT(b.types[2], LC__FRAME_HANDLE);
+  CHECK(b.fds[2] >= 0);
+  CHECK_EQ_INT(b.controls[2].server_id, 9);
+  CHECK_EQ_INT(b.types[3], LC__FRAME_STRING);
+  CHECK_EQ_INT(b.lens[3], big[1].len);
+  CHECK_EQ_INT(b.lens[4], big[2].len);
+  CHECK(strncmp(b.texts[4], "CCCCCCCC", 8) == 0);
+  CHECK_EQ_STR(b.texts[5], "m5");
+  RUN_UNTIL(&h, big[2].released == 1);
+  for (i = 0; i < 3; i++) {
+    CHECK_EQ_INT(big[i].released, 1);
+    CHECK_EQ_INT(big[i].released_in_send, 0);
+  }
+  if (b.fds[2] >= 0)
+    close(b.fds[2]);
+  close(p[0]);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  for (i = 0; i < 3; i++) {
+    CHECK_EQ_INT(big[i].released, 1);
+    free(big[i].data);
+  }
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+static void unwritten_referenced_payloads_go_back_when_the_channel_ends(void) {
+  harness h;
+  peer a, b;
+  owned big = {NULL, 8 * 1024 * 1024, 0, 0, NULL};
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  big.data = calloc(1, big.len);
+  b.ch.max_payload = big.len;
+  a.ch.max_payload = big.len;
+  CHECK_EQ_INT(lc__channel_send_ref(&a.ch, LC__FRAME_MESSAGE, big.data, big.len,
+                                    release_owned, &big), 0);
+  CHECK(a.ch.written < a.ch.queued); /* more than the socket holds */
+  CHECK_EQ_INT(big.released, 0);
+  lc__channel_close(&a.ch, 0, "closing with the payload unwritten");
+  CHECK_EQ_INT(big.released, 1);
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(big.released, 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+  free(big.data);
+}
+
+static void big_frames_are_read_into_one_kept_buffer(void) {
+  harness h;
+  peer a, b;
+  size_t len = 700 * 1024;
+  char *big = malloc(len);
+  int i;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  for (i = 0; i < 4; i++) {
+    memset(big, 'a' + i, len);
+    CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_MESSAGE, big, len, -1), 0);
+    RUN_UNTIL(&h, b.frames == i + 1);
+    CHECK_EQ_INT(b.lens[i], len);
+    CHECK_EQ_INT(b.texts[i][0], 'a' + i);
+  }
+  /* Every one was handed over in the same buffer: no allocation per frame. */
+  CHECK(b.in_bases[1] == b.in_bases[0]);
+  CHECK(b.in_bases[2] == b.in_bases[0]);
+  CHECK(b.in_bases[3] == b.in_bases[0]);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+  free(big);
+}
+
+/* What a callback sends goes out without waiting for another event. */
+static void a_send_from_on_written_does_not_wait_for_an_event(void) {
+  harness h;
+  peer a, b;
+  int i;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  /* No ticking timer: an iteration may block unless the channel says not. */
+  uv_timer_stop(&h.tick);
+  a.resend_in_written = 3;
+  CHECK_EQ_INT(send_text(&a, "first"), 0);
+  for (i = 0; i < 100 && !(b.frames == 4 && a.resend_in_written == 0 &&
+                           a.written == a.ch.queued); i++) {
+    /* Owed writes or callbacks: the loop must not sleep. */
+    if (a.written != a.ch.queued || a.ch.kicked)
+      CHECK_EQ_INT(uv_backend_timeout(&h.loop), 0);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+  }
+  CHECK_EQ_INT(b.frames, 4);
+  CHECK_EQ_STR(b.texts[3], "nested");
+  CHECK_EQ_INT(a.resend_in_written, 0);
+  CHECK_EQ_INT(a.written, a.ch.queued);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
+/* Polling for an answer -------------------------------------------------- */
+
+/* Runs one non-blocking turn; says whether the loop would sleep next. */
+static int would_sleep(harness *h) {
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  return uv_backend_timeout(&h->loop) != 0;
+}
+
+static void polls_for_an_answer_only_while_sleeping_costs_more(void) {
+  harness h;
+  peer a, b;
+  uint64_t t0;
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  uv_timer_stop(&h.tick);
+  lc__channel_set_spin(&a.ch, 50000); /* 50 ms, so a slow test still sees it */
+
+  /* Waking has been cheap: after a write the loop sleeps. */
+  CHECK_EQ_INT(send_text(&a, "cheap"), 0);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(a.ch.written, a.ch.queued);
+
+  /* Answers have cost more than polling: the loop polls, and an answer
+   * while it does keeps polling worth it. */
+  a.ch.wake_ns = 100000;
+  CHECK_EQ_INT(send_text(&a, "ask"), 0);
+  CHECK(!would_sleep(&h));
+  CHECK_EQ_INT(a.ch.spinning, 1);
+  RUN_UNTIL(&h, b.frames == 2);
+  send_text(&b, "answer");
+  RUN_UNTIL(&h, a.frames == 1);
+  CHECK_EQ_INT(a.ch.spinning, 0);
+  CHECK_EQ_INT(a.ch.spin_fails, 0);
+
+  /* No answer within the poll: it ends, and the next writes do not poll
+   * (after one failure, one write is skipped). */
+  a.ch.wake_ns = 100000;
+  CHECK_EQ_INT(send_text(&a, "unanswered"), 0);
+  CHECK(!would_sleep(&h));
+  t0 = uv_hrtime();
+  while (uv_hrtime() - t0 < 60000000ull && a.ch.spinning)
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(a.ch.spinning, 0);
+  CHECK_EQ_INT(a.ch.spin_fails, 1);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(send_text(&a, "skipped"), 0);
+  CHECK(would_sleep(&h));
+  CHECK_EQ_INT(a.ch.spinning, 0);
+
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
 int main(void) {
   RUN(frames_arrive_in_order_across_many_iterations);
   RUN(frame_written_a_byte_at_a_time_arrives_whole);
+  RUN(on_delivered_follows_the_frames_of_a_read);
   RUN(handle_frames_carry_their_descriptors);
   RUN(descriptor_lost_to_emfile_keeps_the_channel);
   RUN(unsent_handle_is_given_back_when_the_channel_ends);
@@ -727,5 +1001,10 @@ int main(void) {
   RUN(raw_peer_closing_gives_eof);
   RUN(closing_one_end_gives_the_other_eof);
   RUN(on_written_reports_the_total_and_never_runs_inside_send);
+  RUN(referenced_payloads_arrive_in_order_and_go_back_once);
+  RUN(unwritten_referenced_payloads_go_back_when_the_channel_ends);
+  RUN(big_frames_are_read_into_one_kept_buffer);
+  RUN(a_send_from_on_written_does_not_wait_for_an_event);
+  RUN(polls_for_an_answer_only_while_sleeping_costs_more);
   TEST_EXIT();
 }

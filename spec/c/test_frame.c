@@ -1,7 +1,8 @@
 /*
  * test_frame.c - the IPC frame codec (frame.c) with bytes only: headers,
  * frames cut anywhere, frames back to back, the size limit, garbage, and
- * the checks on control records.
+ * the checks on control records. The checks on a message's bytes
+ * (message.c) are in test_message.c.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ static void header_round_trips(void) {
   static const uint32_t lens[] = {0,     1,     255,        256,
                                   65535, 65536, 0x01020304, 0xfffffffeu};
   static const int types[] = {LC__FRAME_MESSAGE, LC__FRAME_CONTROL,
-                              LC__FRAME_HANDLE};
+                              LC__FRAME_HANDLE, LC__FRAME_STRING};
   char h[LC__FRAME_HEADER_SIZE];
   lc__frame f;
   size_t i, t;
@@ -193,13 +194,15 @@ static void garbage_is_caught_on_the_first_bad_byte(void) {
   check_caught_at("GET / HT", 0, LC__FRAME_EMAGIC);
   check_caught_at("LX\1\0\0\0\0\0", 1, LC__FRAME_EMAGIC);
   check_caught_at("LC\0\0\0\0\0\0", 2, LC__FRAME_ETYPE);
-  check_caught_at("LC\5\0\0\0\0\0", 2, LC__FRAME_ETYPE);
+  check_caught_at("LC\6\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\377\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\1\1\0\0\0\0", 3, LC__FRAME_ETYPE);
   check_caught_at("LC\3\200\0\0\0\0", 3, LC__FRAME_ETYPE);
 
   /* A good header is not garbage at any prefix. */
   lc__frame_header(h, LC__FRAME_HANDLE, 4);
+  check_caught_at(h, LC__FRAME_HEADER_SIZE, 0);
+  lc__frame_header(h, LC__FRAME_STRING, 4);
   check_caught_at(h, LC__FRAME_HEADER_SIZE, 0);
 }
 

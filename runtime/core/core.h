@@ -92,6 +92,7 @@ typedef struct lc__activation lc__activation;
 typedef struct lc__upgrade lc__upgrade;
 typedef struct lc__metrics lc__metrics;
 typedef struct lc__dicts lc__dicts;
+typedef struct lc__bus lc__bus;
 
 /* Requests a process served, and how long they took (the heartbeat carries
  * them to the master for its metrics). */
@@ -129,6 +130,7 @@ typedef struct lc__core {
 
   lc__supervisor *sup;    /* master: the worker table */
   lc__dispatch *dispatch; /* master: shared listening sockets */
+  lc__bus *bus;           /* master: cluster messaging's router (bus.h) */
   lc__worker_link *link;  /* worker: the channel to the master */
   lc__manager *manager;   /* managed mode: the policy over the workers */
   lc__tcp *tcp;           /* servers and connections */

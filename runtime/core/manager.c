@@ -470,6 +470,7 @@ static const lc__worker_events manager_worker_events = {
     managed_worker_on_error,
     NULL,
     NULL,
+    NULL,
     NULL};
 
 /* Health -------------------------------------------------------------------------- */

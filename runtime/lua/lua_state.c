@@ -313,7 +313,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
-  rt->waker_ref = LUA_NOREF;
+  rt->waker_ref = rt->bus_record_ref = LUA_NOREF;
   lua_pushcfunction(L, traceback);
   rt->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   memset(&rt->codec, 0, sizeof(rt->codec));

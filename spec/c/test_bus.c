@@ -183,7 +183,8 @@ static const char table_of_one[] = {0x0c, 0x02, 0x07, 0x00, 0x00, 0x00,
 static size_t put_record(char *out, const lc__bus_record *r) {
   size_t n = lc__bus_head(out, r);
 
-  memcpy(out + n, r->body, r->body_len);
+  if (r->body_len > 0)
+    memcpy(out + n, r->body, r->body_len);
   return n + r->body_len;
 }
 

@@ -123,12 +123,35 @@ local function now_ms()
   return s * 1000 + ns / 1e6
 end
 
--- id -> {id=, deadline=, fn= or co=, worker=}
-local pending, npending, last_id = {}, 0, 0
+-- Pending requests, {id=, deadline=, fn= or co=, worker=}, in a ring
+-- indexed by id (ids only grow, so a reply for one that ended finds another
+-- id there, or none): an array, where a table keyed by ever-growing ids
+-- would rehash all the time. It doubles when an id's slot is still taken.
+local ring, ring_size, npending, last_id = {}, 64, 0, 0
 -- Pending entries by deadline (a binary heap; settled ones are skipped
--- when they reach the top, and the heap is rebuilt when they are most).
+-- when they reach the top, and dropped when they are most of it).
 local heap, nheap = {}, 0
 local timer, armed_at = nil, nil
+
+local function find(id)
+  local e = ring[id % ring_size + 1]
+  if e ~= nil and e.id == id then return e end
+  return nil
+end
+
+local function ring_grow()
+  local old, old_size = ring, ring_size
+  ring, ring_size = {}, old_size * 2
+  for i = 1, old_size do
+    local e = old[i]
+    if e ~= nil then ring[e.id % ring_size + 1] = e end
+  end
+end
+
+local function ring_add(e)
+  while ring[e.id % ring_size + 1] ~= nil do ring_grow() end
+  ring[e.id % ring_size + 1] = e
+end
 
 local function heap_push(e)
   nheap = nheap + 1
@@ -161,9 +184,16 @@ local function heap_pop()
   return top
 end
 
-local function heap_rebuild()
-  heap, nheap = {}, 0
-  for _, e in pairs(pending) do heap_push(e) end
+-- Drops the settled entries: the live ones are pushed again.
+local function heap_compact()
+  local live, n = {}, 0
+  for i = 1, nheap do
+    local e = heap[i]
+    if not e.settled then n = n + 1 live[n] = e end
+    heap[i] = nil
+  end
+  nheap = 0
+  for i = 1, n do heap_push(live[i]) end
 end
 
 local on_timer
@@ -187,9 +217,9 @@ end
 local function settle(e, err, value)
   if e.settled then return end
   e.settled = true
-  pending[e.id] = nil
+  ring[e.id % ring_size + 1] = nil
   npending = npending - 1
-  if nheap > 2 * npending + 64 then heap_rebuild() end
+  if nheap > 2 * npending + 64 then heap_compact() end
   if e.co then
     if err ~= nil then wake(e.co, nil, err) else wake(e.co, value) end
   elseif err ~= nil then
@@ -210,7 +240,7 @@ on_timer = function()
 end
 
 local function next_id()
-  repeat last_id = last_id % 4294967295 + 1 until pending[last_id] == nil
+  repeat last_id = last_id % 4294967295 + 1 until find(last_id) == nil
   return last_id
 end
 
@@ -243,7 +273,7 @@ local function request(send, worker, opts, fn, what)
     return
   end
   local e = { id = id, deadline = now_ms() + timeout, fn = fn, co = co, worker = worker }
-  pending[id] = e
+  ring_add(e)
   npending = npending + 1
   heap_push(e)
   if armed_at == nil or e.deadline < armed_at then arm() end
@@ -252,7 +282,7 @@ end
 
 -- A reply came: from worker (nil: from the master).
 local function on_reply(rec, worker)
-  local e = pending[rec.id]
+  local e = find(rec.id)
   if e == nil or e.worker ~= worker then return end -- late: dropped
   settle(e, rec.err, rec.msg)
   if npending == 0 then arm() end
@@ -261,8 +291,9 @@ end
 -- The channel to worker (nil: to the master) ended: its requests fail.
 function M.closed(worker)
   local gone = {}
-  for _, e in pairs(pending) do
-    if e.worker == worker then gone[#gone + 1] = e end
+  for i = 1, ring_size do
+    local e = ring[i]
+    if e ~= nil and e.worker == worker then gone[#gone + 1] = e end
   end
   for _, e in ipairs(gone) do settle(e, "closed") end
   if #gone > 0 then arm() end

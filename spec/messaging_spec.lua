@@ -331,6 +331,51 @@ describe("cluster messaging", function()
       assert.truthy(out:match("AFTER EXIT CALLBACK\tclosed"))
     end)
 
+    it("matches each reply to its request with hundreds in flight, answered out of order", function()
+      local p = lc.run([[
+        if cluster.isMaster then
+          local held = {}
+          cluster.on("request", function(_, msg, reply)
+            if #held == 300 then return reply(msg * 2) end
+            held[#held + 1] = { msg = msg, reply = reply }
+            if #held == 300 then
+              -- answer newest first; every third one too late
+              for i = #held, 1, -1 do
+                local h = held[i]
+                if h.msg % 3 == 0 then
+                  setTimeout(function() h.reply(h.msg * 2) end, 400)
+                else
+                  h.reply(h.msg * 2)
+                end
+              end
+            end
+          end)
+          cluster.on("exit", function() cluster.disconnect() end)
+          cluster.fork()
+        else
+          local ok, timeouts, wrong, left = 0, 0, 0, 300
+          for i = 1, 300 do
+            setImmediate(function()
+              local v, err = process.request(i, { timeout = i % 3 == 0 and 200 or 5000 })
+              if err == "timeout" then timeouts = timeouts + 1
+              elseif v == i * 2 then ok = ok + 1
+              else wrong = wrong + 1 end
+              left = left - 1
+              if left == 0 then
+                sleep(400) -- the late replies come and go nowhere
+                print(("OK %d TIMEOUTS %d WRONG %d"):format(ok, timeouts, wrong))
+                print("AFTER", process.request(7))
+                process.exit(0)
+              end
+            end)
+          end
+        end
+      ]])
+      assert.equal(0, p:wait_exit(8000))
+      assert.truthy(p:output():match("OK 200 TIMEOUTS 100 WRONG 0"), p:output())
+      assert.truthy(p:output():match("AFTER\t14"))
+    end)
+
     it("fails a request nobody answers with timeout after its timeout, and drops the late reply", function()
       local p = lc.run([[
         local function ms(t0) local d = process.hrtime(t0) return d[1] * 1000 + d[2] / 1e6 end

@@ -320,6 +320,10 @@ http.ClientRequest = client.ClientRequest
 function http.createServer(opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end
   local self = net.Server.new("http", Server)
+  -- Looked up on every request: as the instance's own fields, they skip
+  -- the __index function that serves the settings.
+  rawset(self, "_native", Server._native)
+  rawset(self, "emit", Server.emit)
   for k, v in pairs(opts or {}) do
     if settings[k] then self[k] = v end
   end

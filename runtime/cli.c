@@ -143,7 +143,8 @@ static int parse(int argc, char **argv, lc_options *opts,
 
   *code = 1;
   env = getenv("LUACLUSTER_LOG");
-  if (env != NULL && *env != '\0')
+  /* A config file's log (already in opts) beats the environment. */
+  if (env != NULL && *env != '\0' && opts->log_path == NULL)
     opts->log_path = env;
   env = getenv("LUACLUSTER_WORKERS");
   /* A config file's workers (already in opts) beat the environment. */

@@ -223,6 +223,36 @@ static int key_heartbeat_timeout(lc_cli_config *cfg, lc_options *opts,
   return ms_value(cfg, &opts->heartbeat_timeout_ms, why, n);
 }
 
+static int key_min_uptime(lc_cli_config *cfg, lc_options *opts, char *why,
+                          size_t n) {
+  return ms_value(cfg, &opts->min_uptime_ms, why, n);
+}
+
+static int key_max_restarts(lc_cli_config *cfg, lc_options *opts, char *why,
+                            size_t n) {
+  double v;
+
+  if (whole(cfg->L, 0, 1000000.0, &v) != 0) {
+    snprintf(why, n, "wants a count (0: restart for ever), got %s",
+             describe(cfg->L));
+    return -1;
+  }
+  opts->max_restarts = (unsigned)v;
+  return 0;
+}
+
+static int key_log(lc_cli_config *cfg, lc_options *opts, char *why,
+                   size_t n) {
+  const char *s = string_value(cfg);
+
+  if (s == NULL || s[0] == '\0') {
+    snprintf(why, n, "wants a file path, got %s", describe(cfg->L));
+    return -1;
+  }
+  opts->log_path = s;
+  return 0;
+}
+
 static int key_wait_ready(lc_cli_config *cfg, lc_options *opts, char *why,
                           size_t n) {
   if (lua_type(cfg->L, -1) != LUA_TBOOLEAN) {
@@ -474,6 +504,9 @@ static const struct {
     {"kill_timeout", key_kill_timeout},
     {"listen_timeout", key_listen_timeout},
     {"heartbeat_timeout", key_heartbeat_timeout},
+    {"min_uptime", key_min_uptime},
+    {"max_restarts", key_max_restarts},
+    {"log", key_log},
     {"wait_ready", key_wait_ready},
     {"max_memory", key_max_memory},
     {"max_message_size", key_max_message_size},
@@ -483,7 +516,6 @@ static const struct {
     {"shared", key_shared},
     /* Parts still to come: refused by name rather than ignored. */
     {"redis", key_not_yet},
-    {"log", key_not_yet},
 };
 
 /* Checks the table at the top of the stack into opts. */

@@ -84,7 +84,9 @@ describe("luacluster check", function()
     { 'return { app = "app.lua", shared = { ["my cache"] = "1m" } }', 'shared: bad name "my cache" %(1 to 64 letters, digits, _ or %-' },
     { 'return { app = "app.lua", shared = { "1m" } }', "shared: wants dict names as keys, got 1" },
     { 'return { app = "app.lua", redis = "127.0.0.1:6379" }', "redis: is not supported yet" },
-    { 'return { app = "app.lua", log = "/var/log/app.log" }', "log: is not supported yet" },
+    { 'return { app = "app.lua", log = 5 }', "log: wants a file path, got 5" },
+    { 'return { app = "app.lua", min_uptime = "1s" }', 'min_uptime: wants milliseconds' },
+    { 'return { app = "app.lua", max_restarts = -1 }', "max_restarts: wants a count" },
     { 'return { app = "missing.lua" }', "app: cannot read .*missing%.lua: No such file" },
     { "return 42", "wants a table of settings" },
     { "return { app = ", "unexpected symbol" },
@@ -162,6 +164,25 @@ describe("luacluster start", function()
     lc.wait_until(function() return p2:count("PORT %d+ pid") >= 3 end)
     code, out = run("status", "--json", "--control", control)
     assert.are.equal(3, #cjson.decode(out).workers)
+  end)
+
+  it("sends the log where the config says, over LUACLUSTER_LOG", function()
+    local log = lc.tmpdir() .. "/config" .. tostring(lc.now()):gsub("%.", "") .. ".log"
+    local path = config(([[
+      return { app = "app.lua", workers = 1, log = %q, min_uptime = 2000,
+               max_restarts = 3 }
+    ]]):format(log))
+    local p = lc.start({ "start", path },
+                       { env = { LUACLUSTER_LOG = lc.tmpdir() .. "/not-this.log" } })
+    lc.wait_until(function()
+      local f = io.open(log)
+      local text = f and f:read("*a") or ""
+      if f then f:close() end
+      return text:find("PORT %d+ pid") and text:find("No%. of worker processes: 1")
+    end, 5000, "the app's output and the runtime's lines in " .. log)
+    assert.is_nil(io.open(lc.tmpdir() .. "/not-this.log"))
+    p:kill("SIGTERM")
+    assert.are.equal(0, p:wait_exit(10000))
   end)
 
   it("runs a script-mode app when the config names no workers", function()

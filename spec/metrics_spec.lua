@@ -323,6 +323,34 @@ describe("--metrics", function()
     end, 5000, "a restart in the metrics")
   end)
 
+  it("shows how full each shared dict is", function()
+    local mport = sd.free_port()
+    local app = lc.write_app([[
+      local cache = require("shared").cache
+      local server = http.createServer(function(req, res)
+        for i = 1, 200 do cache:set("k" .. i, ("x"):rep(1000)) end
+        res:finish("filled\n")
+      end)
+      server:listen(0, "127.0.0.1", function()
+        print("PORT " .. server:address().port .. " pid " .. process.pid)
+      end)
+    ]])
+    local p = lc.start({ "-w", "1", "--control", control_path(), "--shared", "cache=1m",
+                         "--metrics", "127.0.0.1:" .. mport, app })
+    local port = p:port()
+    local m = scrape(mport)
+    local capacity = value(m, "luacluster_shared_dict_capacity_bytes",
+                           "luacluster_shared_dict_capacity_bytes", { dict = "cache" })
+    local free = value(m, "luacluster_shared_dict_free_bytes",
+                       "luacluster_shared_dict_free_bytes", { dict = "cache" })
+    assert.is_true(capacity > 900000 and capacity <= 1048576, tostring(capacity))
+    assert.is_true(free > 0 and free <= capacity)
+    assert.are.equal(200, assert(lc.http(port, "GET", "/")).status)
+    local after = value(scrape(mport), "luacluster_shared_dict_free_bytes",
+                        "luacluster_shared_dict_free_bytes", { dict = "cache" })
+    assert.is_true(after <= free - 200000, ("free %d -> %d"):format(free, after))
+  end)
+
   it("refuses a bad address, a port in use, and script mode, clearly", function()
     local app = lc.write_app(SERVER)
     local p, err = lc.start_split({ "-w", "1", "--metrics", "9100", app })

@@ -9,6 +9,29 @@
 #include <string.h>
 #include <uv.h>
 
+/* What each byte may be in a head, as a table: the framing checker looks
+ * at every byte of every head, the writer at every header name. */
+#define T LC__HTTP_TCHAR
+#define V LC__HTTP_VALUE
+const unsigned char lc__http_byte_class[256] = {
+    /* RFC 9110 tchar: a token's letters, digits and !#$%&'*+-.^_`|~ */
+    ['a' ... 'z'] = T | V, ['A' ... 'Z'] = T | V,
+    ['0' ... '9'] = T | V, ['!'] = T | V,
+    ['#'] = T | V, ['$'] = T | V, ['%'] = T | V,
+    ['&'] = T | V, ['\''] = T | V, ['*'] = T | V,
+    ['+'] = T | V, ['-'] = T | V, ['.'] = T | V,
+    ['^'] = T | V, ['_'] = T | V, ['`'] = T | V,
+    ['|'] = T | V, ['~'] = T | V,
+    /* a value's other visible characters, SP, HTAB and obs-text */
+    ['\t'] = V, [' '] = V, ['"'] = V, ['('] = V,
+    [')'] = V, [','] = V, ['/'] = V, [':'] = V,
+    [';'] = V, ['<'] = V, ['='] = V, ['>'] = V,
+    ['?'] = V, ['@'] = V, ['['] = V, ['\\'] = V,
+    [']'] = V, ['{'] = V, ['}'] = V, [0x80 ... 0xff] = V,
+};
+#undef T
+#undef V
+
 /* Where in a request the reader is (r->state). */
 enum {
   ST_IDLE,  /* before the first byte of a request */

@@ -190,4 +190,10 @@ int lc__http_write_request_head(lc__buf *out, lc__http_request_line *req,
                                 const lc__http_header *headers,
                                 size_t nheaders);
 
+/* Byte classes in a head: LC__HTTP_TCHAR for a token (a header name),
+ * LC__HTTP_VALUE for a header value's bytes (visible, SP, HTAB, obs-text). */
+#define LC__HTTP_TCHAR 1
+#define LC__HTTP_VALUE 2
+extern const unsigned char lc__http_byte_class[256];
+
 #endif

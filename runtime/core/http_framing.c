@@ -1,4 +1,5 @@
 /* http_framing.c - request framing checked before http-parser (see .h). */
+#include "http_codec.h"
 #include "http_framing.h"
 
 #include <string.h>
@@ -31,12 +32,8 @@ static int fail(lc__http_framing *f, int status, const char *reason) {
   return -1;
 }
 
-/* RFC 9110 tchar. */
 static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return lc__http_byte_class[c] & LC__HTTP_TCHAR;
 }
 
 /* Control characters other than HTAB, and DEL. */
@@ -278,6 +275,15 @@ size_t lc__http_framing_check(lc__http_framing *f, const char *data,
       if (i == 0)
         fail(f, 400, "malformed request head");
       return i;
+    }
+    /* Runs of ordinary name and value bytes need no state change. */
+    if (f->state == FR_NAME || f->state == FR_VALUE) {
+      unsigned char want =
+          f->state == FR_NAME ? LC__HTTP_TCHAR : LC__HTTP_VALUE;
+      while (i < len && (lc__http_byte_class[(unsigned char)data[i]] & want))
+        i++;
+      if (i == len)
+        break;
     }
     if (step(f, (unsigned char)data[i]) != 0)
       return i;

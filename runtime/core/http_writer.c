@@ -178,12 +178,8 @@ static char *put(char *d, const char *s, size_t n) {
 
 #define PUT_LIT(d, lit) put((d), (lit), sizeof(lit) - 1)
 
-/* RFC 7230 tchar. */
 static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return lc__http_byte_class[c] & LC__HTTP_TCHAR;
 }
 
 static int is_token(const char *s, size_t n) {

@@ -15,7 +15,9 @@
  * _resident_memory_bytes, _cpu_seconds_total, _ipc_sent_bytes_total,
  * _ipc_received_bytes_total, _start_time_seconds, and luacluster_worker_info
  * (pid and state as labels). For the master: luacluster_workers,
- * luacluster_master_start_time_seconds, luacluster_reloads_total.
+ * luacluster_master_start_time_seconds, luacluster_reloads_total. Per
+ * shared dict (label dict): luacluster_shared_dict_capacity_bytes and
+ * luacluster_shared_dict_free_bytes, read from the dict at the scrape.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,8 @@
 #include "http_server.h"
 #include "manager.h"
 #include "sd_notify.h"
+#include "shared_dicts.h"
+#include "shdict.h"
 
 struct lc__metrics {
   lc__http_server http; /* the server's settings and callbacks */
@@ -172,6 +176,8 @@ static void histogram(lc__buf *out, const row *rows, int n) {
 }
 
 /* The whole exposition, into out. */
+static void shared_dicts(lc__buf *out, lc__core *core);
+
 static void render(lc__manager *m, lc__buf *out) {
   lc__core *core = m->core;
   row rows[512];
@@ -226,6 +232,33 @@ static void render(lc__manager *m, lc__buf *out) {
              v_ipc_received);
   per_worker(out, m, rows, n, "luacluster_worker_start_time_seconds", "gauge",
              "When the worker started, in seconds since the epoch.", v_start);
+  shared_dicts(out, core);
+}
+
+/* The shared dicts: how full each one is. */
+static void shared_dicts(lc__buf *out, lc__core *core) {
+  int n = lc__dicts_count(core), i;
+  char line[192];
+
+  if (n == 0)
+    return;
+  family(out, "luacluster_shared_dict_capacity_bytes", "gauge",
+         "A shared dict's memory for keys and values.");
+  for (i = 0; i < n; i++) {
+    snprintf(line, sizeof(line),
+             "luacluster_shared_dict_capacity_bytes{dict=\"%s\"} %zu\n",
+             lc__dicts_name(core, i), lc__shdict_capacity(lc__dicts_at(core, i)));
+    lc__buf_puts(out, line);
+  }
+  family(out, "luacluster_shared_dict_free_bytes", "gauge",
+         "A shared dict's free memory (ngx.shared.DICT:free_space()).");
+  for (i = 0; i < n; i++) {
+    snprintf(line, sizeof(line),
+             "luacluster_shared_dict_free_bytes{dict=\"%s\"} %zu\n",
+             lc__dicts_name(core, i),
+             lc__shdict_free_space(lc__dicts_at(core, i)));
+    lc__buf_puts(out, line);
+  }
 }
 
 /* The HTTP side -------------------------------------------------------------- */

@@ -79,6 +79,11 @@ struct lc_runtime {
   int process_ref;    /* the process object: signals, exit, errors */
   int worker_ref;     /* cluster.worker in a worker: channel events */
   int waker_ref;      /* waker(thread, ...): resumes a waiting coroutine */
+  int http_names_ref; /* strings every HTTP request uses (lua_http.c) */
+  struct {
+    const char *name; /* an event name C emits (a literal: its address) */
+    int ref;          /* the interned Lua string */
+  } event_names[32];  /* so lc__lua_emit() does not hash it every time */
   lc__immediates *immediates;
   lc__signal_watch *signals[LC__MAX_SIGNAL];
   lc__lua_link *link; /* a worker's channel, as Lua sees it */

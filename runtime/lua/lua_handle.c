@@ -44,8 +44,26 @@ void lc__lua_handle_push_new(lua_State *L, lc__lua_handle *h) {
   push_box(L, h);
 }
 
+/* The box at idx if it is a userdata of this type, else a Lua error. The
+ * type is found at its metatable's [1] (set by lc__lua_handle_class):
+ * luaL_checkudata would hash the metatable's name on every call. */
+static lc__lua_handle **check_box(lua_State *L, int idx,
+                                  const lc__lua_type *type) {
+  lc__lua_handle **box = lua_touserdata(L, idx);
+  int ok = 0;
+
+  if (box != NULL && lua_getmetatable(L, idx)) {
+    lua_rawgeti(L, -1, 1);
+    ok = lua_touserdata(L, -1) == (void *)type;
+    lua_pop(L, 2);
+  }
+  if (!ok)
+    luaL_typerror(L, idx, type->name);
+  return box;
+}
+
 void *lc__lua_handle_test(lua_State *L, int idx, const lc__lua_type *type) {
-  lc__lua_handle **box = luaL_checkudata(L, idx, type->name);
+  lc__lua_handle **box = check_box(L, idx, type);
 
   if (*box == NULL || (*box)->closing)
     return NULL;
@@ -109,6 +127,8 @@ static int handle_gc(lua_State *L) {
 void lc__lua_handle_class(lua_State *L, lc_runtime *rt,
                           const lc__lua_type *type, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, type->name)) {
+    lua_pushlightuserdata(L, (void *)type);
+    lua_rawseti(L, -2, 1);
     lua_newtable(L);
     lc__lua_register(L, rt, methods);
     lua_setfield(L, -2, "__index");

@@ -126,27 +126,82 @@ static lc__lua_http_conn *conn_of(lc__http_conn *hc, lc_runtime *rt) {
   return conn;
 }
 
+/* Strings every request uses, interned once and kept in a table (the
+ * runtime's http_names_ref) rather than hashed again per request. */
+enum {
+  NAME_METHOD = 1, NAME_URL, NAME_VERSION, NAME_HEADERS, NAME_CONN, NAME_SEQ,
+  NAME_V10, NAME_V11, NAME_GET, NAME_POST, NAME_HEAD, NAME_PUT, NAME_DELETE,
+  NAME_COUNT
+};
+
+static const char *const names[NAME_COUNT] = {
+    NULL,   "method", "url", "httpVersion", "headers", "_conn", "_seq",
+    "1.0",  "1.1",    "GET", "POST",        "HEAD",    "PUT",   "DELETE"};
+
+static void make_names(lua_State *L, lc_runtime *rt) {
+  int i;
+
+  lua_createtable(L, NAME_COUNT, 0);
+  for (i = 1; i < NAME_COUNT; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i);
+  }
+  rt->http_names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Sets t[names[key]] = the value on top; the names table is at idx. */
+static void set_named(lua_State *L, int names_idx, int key) {
+  lua_rawgeti(L, names_idx, key);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
+static void push_method(lua_State *L, int names_idx, const char *method) {
+  int i;
+
+  for (i = NAME_GET; i <= NAME_DELETE; i++) {
+    if (strcmp(method, names[i]) == 0) {
+      lua_rawgeti(L, names_idx, i);
+      return;
+    }
+  }
+  lua_pushstring(L, method);
+}
+
+static void push_version(lua_State *L, int names_idx, int major, int minor) {
+  char version[3];
+
+  if (major == 1 && (minor == 0 || minor == 1)) {
+    lua_rawgeti(L, names_idx, minor == 0 ? NAME_V10 : NAME_V11);
+    return;
+  }
+  version[0] = (char)('0' + major % 10);
+  version[1] = '.';
+  version[2] = (char)('0' + minor % 10);
+  lua_pushlstring(L, version, 3);
+}
+
 /* req = {method, url, httpVersion, headers, _conn, _seq} */
 static void push_request(lua_State *L, lc__lua_http_conn *conn,
                          const lc__http_head *head) {
-  char version[3];
+  int names_idx;
 
+  lc__lua_push_ref(L, conn->base.rt->http_names_ref);
+  names_idx = lua_gettop(L);
   lua_createtable(L, 0, 8);
-  lua_pushstring(L, head->method);
-  lua_setfield(L, -2, "method");
+  push_method(L, names_idx, head->method);
+  set_named(L, names_idx, NAME_METHOD);
   lua_pushlstring(L, head->url, head->url_len);
-  lua_setfield(L, -2, "url");
-  version[0] = (char)('0' + head->major % 10);
-  version[1] = '.';
-  version[2] = (char)('0' + head->minor % 10);
-  lua_pushlstring(L, version, 3);
-  lua_setfield(L, -2, "httpVersion");
+  set_named(L, names_idx, NAME_URL);
+  push_version(L, names_idx, head->major, head->minor);
+  set_named(L, names_idx, NAME_VERSION);
   push_headers(L, head);
-  lua_setfield(L, -2, "headers");
+  set_named(L, names_idx, NAME_HEADERS);
   lc__lua_push_ref(L, conn->base.self_ref);
-  lua_setfield(L, -2, "_conn");
+  set_named(L, names_idx, NAME_CONN);
   lua_pushnumber(L, lc__http_conn_seq(conn->hc));
-  lua_setfield(L, -2, "_seq");
+  set_named(L, names_idx, NAME_SEQ);
+  lua_remove(L, names_idx);
 }
 
 static int on_request(lc__http_conn *hc, const lc__http_head *head) {
@@ -428,4 +483,5 @@ void lc__core_http(lua_State *L, lc_runtime *rt) {
 
   lc__lua_handle_class(L, rt, &http_conn_type, no_methods);
   lc__lua_register(L, rt, fns);
+  make_names(L, rt);
 }

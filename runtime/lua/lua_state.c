@@ -239,6 +239,23 @@ int lc__lua_hold_thread(lua_State *L, const char *what, int *thread_ref) {
   return 0;
 }
 
+/* Pushes an event name. Names are string literals, so their address finds
+ * the Lua string made the first time in a small cache. */
+static void push_event(lc_runtime *rt, lua_State *L, const char *event) {
+  size_t slot = ((uintptr_t)event >> 3) % LC__ARRAY_SIZE(rt->event_names);
+
+  if (rt->event_names[slot].name == event) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->event_names[slot].ref);
+    return;
+  }
+  lua_pushstring(L, event);
+  if (rt->event_names[slot].name != NULL)
+    luaL_unref(L, LUA_REGISTRYINDEX, rt->event_names[slot].ref);
+  lua_pushvalue(L, -1);
+  rt->event_names[slot].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->event_names[slot].name = event;
+}
+
 int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
                  int nresults) {
   lua_State *L = rt->L;
@@ -250,7 +267,7 @@ int lc__lua_emit(lc_runtime *rt, int obj_ref, const char *event, int nargs,
   }
   lc__lua_push_ref(L, rt->dispatcher_ref);
   lc__lua_push_ref(L, obj_ref);
-  lua_pushstring(L, event);
+  push_event(rt, L, event);
   /* dispatcher, object, event below the arguments */
   lua_insert(L, -3 - nargs);
   lua_insert(L, -3 - nargs);
@@ -314,6 +331,8 @@ lua_State *lc__lua_open(lc_runtime *rt) {
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
   rt->waker_ref = rt->bus_record_ref = LUA_NOREF;
+  rt->http_names_ref = LUA_NOREF;
+  memset(rt->event_names, 0, sizeof(rt->event_names));
   lua_pushcfunction(L, traceback);
   rt->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   memset(&rt->codec, 0, sizeof(rt->codec));

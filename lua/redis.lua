@@ -199,6 +199,10 @@ end
 function Client:unref() self._h:set_ref(false) return self end
 function Client:ref() self._h:set_ref(true) return self end
 
+-- stats() -> {commands=, writes=, replies=, connections=}: what the
+-- client did so far (commands / writes: the pipelining at work).
+function Client:stats() return self._h:stats() end
+
 -- duplicate([options]): a new client with this one's options (and these).
 function Client:duplicate(overrides)
   local o = {}

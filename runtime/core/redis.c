@@ -51,6 +51,9 @@ void lc__redis_options_init(lc__redis_options *o) {
 void *lc__redis_data(const lc__redis *r) { return r->data; }
 int lc__redis_state(const lc__redis *r) { return r->state; }
 const char *lc__redis_last_error(const lc__redis *r) { return r->last_msg; }
+void lc__redis_get_stats(const lc__redis *r, lc__redis_stats *out) {
+  *out = r->stats;
+}
 
 const char *lc__redis_words(lc__redis *r, int status) {
   if (status == r->fatal && r->fatal != 0)
@@ -240,8 +243,8 @@ void lc__redis_conn_reset(lc__redis *r, int err, const char *message) {
   if (r->conn == NULL || r->conn->closing)
     return;
   r->conn_err = err;
-  snprintf(line, sizeof(line), "%s %s: %s", uv_err_name(err), r->where,
-           message);
+  r->reset = 1;
+  snprintf(line, sizeof(line), "%s: %s", r->where, message);
   report(r, err, line);
   lc__conn_close(r->conn);
 }
@@ -271,6 +274,7 @@ void lc__redis_setup_reply(lc__redis *r, const lc__redis_cmd *c,
     report(r, r->fatal, r->fatal_msg);
     lc__redis_fail_all(r, r->fatal);
     r->conn_err = r->fatal;
+    r->reset = 1;
     if (r->conn != NULL && !r->conn->closing)
       lc__conn_close(r->conn);
     return;
@@ -330,6 +334,7 @@ static void conn_on_open(lc__conn *c) {
     return;
   }
   r->opened = 1;
+  r->stats.connections++;
   if (r->ev->on_connect != NULL)
     r->ev->on_connect(r);
   if (r->state != LC__REDIS_CONNECTING || c->closing)
@@ -377,10 +382,13 @@ static void conn_on_error(lc__conn *c, int err) {
 static void conn_on_close(lc__conn *c) {
   lc__redis *r = c->data;
   int err = r->conn_err != 0 ? r->conn_err : UV_EOF;
+  int reset = r->reset, opened = r->opened;
   char message[320];
 
   r->conn = NULL;
   r->conn_err = 0;
+  r->reset = 0;
+  r->opened = 0;
   if (r->state < LC__REDIS_CLOSING)
     r->state = LC__REDIS_WAITING;
   lc__redis_parser_free(r->parser);
@@ -405,12 +413,11 @@ static void conn_on_close(lc__conn *c) {
     lc__redis_close(r);
     return;
   }
-  if (r->opened && err != UV_EOF && err != r->fatal) {
+  if (opened && err != UV_EOF && !reset) {
     snprintf(message, sizeof(message), "%s %s: %s", uv_err_name(err),
              r->where, lc__redis_words(r, err));
     report(r, err, message);
   }
-  r->opened = 0;
   schedule_retry(r);
 }
 

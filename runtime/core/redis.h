@@ -178,6 +178,17 @@ int lc__redis_subscribe(lc__redis *r, int kind, int argc, const char **names,
 /* Subscribed channels and patterns (as the client will renew them). */
 size_t lc__redis_subscriptions(const lc__redis *r);
 
+/* What a client did so far: commands taken, write calls that sent them
+ * (the pipelining at work: commands per write), replies read, connections
+ * made. */
+typedef struct lc__redis_stats {
+  uint64_t commands;
+  uint64_t writes;
+  uint64_t replies;
+  uint64_t connections;
+} lc__redis_stats;
+void lc__redis_get_stats(const lc__redis *r, lc__redis_stats *out);
+
 /* Sends QUIT after what is queued; the client closes once answered (or
  * once the connection ends). Commands issued after fail (UV_ECANCELED). */
 void lc__redis_quit(lc__redis *r);

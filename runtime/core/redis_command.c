@@ -215,6 +215,7 @@ static int take(lc__redis *r, lc__redis_cb cb, void *data, int kind,
     r->out.len = r->out.off + start;
     return UV_ENOMEM;
   }
+  r->stats.commands++;
   if (kind == KIND_USER && r->npending++ == 0)
     lc__redis_update_ref(r);
   if (c.deadline != 0 && !uv_is_active((uv_handle_t *)&r->timer))
@@ -307,6 +308,8 @@ int lc__redis_setup_send(lc__redis *r, lc__redis_setup *s) {
   if (err == 0)
     err = lc__conn_write(r->conn, lc__buf_data(&s->bytes),
                          lc__buf_size(&s->bytes));
+  if (err == 0)
+    r->stats.writes++;
   lc__buf_free(&s->bytes);
   return err;
 }
@@ -321,6 +324,7 @@ int lc__redis_write_out(lc__redis *r) {
   err = lc__conn_write(r->conn, lc__buf_data(&r->out), lc__buf_size(&r->out));
   if (err)
     return err;
+  r->stats.writes++;
   r->ring.nsent = r->ring.count;
   lc__buf_reset(&r->out);
   if (r->out.cap > 1024 * 1024)
@@ -401,6 +405,7 @@ void lc__redis_on_bytes(lc__redis *r, const char *data, size_t len) {
                                      : lc__redis_parser_error(r->parser));
       return;
     }
+    r->stats.replies++;
     on_reply(r, reply);
   }
 }

@@ -68,6 +68,7 @@ struct lc__redis {
   int setup_left;          /* AUTH/SELECT/... replies still to come */
   int established;         /* got past the set-up: "end" when it goes */
   int conn_err;            /* why the connection is going */
+  int reset;               /* ... we closed it and said why */
   unsigned attempt;        /* reconnects since the last ready */
   uint64_t rng;            /* for the jitter */
   int fatal;               /* AUTH or SELECT refused: UV_EACCES ... */
@@ -85,6 +86,7 @@ struct lc__redis {
   lc__redis_failure *failed;
   size_t nfailed, failed_cap;
   int quitting;
+  lc__redis_stats stats;
 
   /* Subscriptions */
   lc__redis_names channels, patterns;

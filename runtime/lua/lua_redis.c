@@ -347,13 +347,15 @@ static int issued(lua_State *L, int err, intptr_t data) {
 
 /* A command on a client that is closed: a callback runs on a later turn
  * (R.setup's later), a caller that waits gets nil, "client closed". */
-static int refused(lua_State *L, lc__lua_redis *c, int fn_idx) {
+static int refused(lua_State *L, int fn_idx) {
   if (fn_idx == 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "client closed");
     return 2;
   }
-  lc__lua_push_ref(L, c->later_ref);
+  lua_pushlightuserdata(L, (void *)&setup_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_rawgeti(L, -1, 2);
   lua_pushvalue(L, fn_idx);
   lua_pushliteral(L, "ERR_CLIENT_CLOSED");
   lua_pushliteral(L, "client closed");
@@ -387,7 +389,7 @@ static int client_call(lua_State *L) {
   last = fn_idx ? fn_idx - 1 : lua_gettop(L);
   argc = count_args(L, name, 3, last);
   if (!open)
-    return refused(L, c, fn_idx);
+    return refused(L, fn_idx);
   data = hold(L, fn_idx, 0);
   err = encode(L, c->r, name, len, argc, 3, last);
   if (err == 0)
@@ -436,7 +438,7 @@ static int client_exec(lua_State *L) {
   for (i = 1; i <= n; i++)
     exec_item(L, i, NULL);
   if (!open)
-    return refused(L, c, fn_idx);
+    return refused(L, fn_idx);
   data = hold(L, fn_idx, 0);
   if (!lc__redis_can_queue(c->r, (size_t)n + 2))
     /* Refused as a whole: MULTI alone carries the reason to the caller. */
@@ -472,7 +474,7 @@ static int client_subscribe(lua_State *L) {
       (n == 0 && kind <= LC__REDIS_PSUBSCRIBE))
     return luaL_error(L, "subscribe needs at least one channel");
   if (!open)
-    return refused(L, c, fn_idx);
+    return refused(L, fn_idx);
   names = malloc((size_t)(n + 1) * sizeof(*names));
   lens = malloc((size_t)(n + 1) * sizeof(*lens));
   if (names == NULL || lens == NULL) {
@@ -529,6 +531,26 @@ static int client_state(lua_State *L) {
   lua_pushinteger(L, c != NULL ? (lua_Integer)lc__redis_subscriptions(c->r)
                                : 0);
   return 2;
+}
+
+/* h:stats() -> {commands=, writes=, replies=, connections=} */
+static int client_stats(lua_State *L) {
+  lc__lua_redis **box = luaL_checkudata(L, 1, CLIENT_MT);
+  lc__redis_stats st;
+
+  memset(&st, 0, sizeof(st));
+  if (*box != NULL && (*box)->r != NULL)
+    lc__redis_get_stats((*box)->r, &st);
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, (lua_Number)st.commands);
+  lua_setfield(L, -2, "commands");
+  lua_pushnumber(L, (lua_Number)st.writes);
+  lua_setfield(L, -2, "writes");
+  lua_pushnumber(L, (lua_Number)st.replies);
+  lua_setfield(L, -2, "replies");
+  lua_pushnumber(L, (lua_Number)st.connections);
+  lua_setfield(L, -2, "connections");
+  return 1;
 }
 
 /* Events ------------------------------------------------------------------------------ */
@@ -695,6 +717,7 @@ int lc__open_redis(lua_State *L) {
                                      {"close", client_close_now},
                                      {"set_ref", client_set_ref},
                                      {"state", client_state},
+                                     {"stats", client_stats},
                                      {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"new", redis_new}, {"setup", redis_setup}, {NULL, NULL}};

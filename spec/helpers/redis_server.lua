@@ -8,6 +8,7 @@
 --   server:cli("SET", "k", "v")     -- redis-cli's raw answer, a string
 --   server:kill()                   -- SIGKILL, as a crash
 --   server:restart()                -- again on the same port
+--   rs.start_on(port)               -- on a port chosen before
 --   server:stop()
 
 local lc = require("lc")
@@ -19,7 +20,8 @@ Server.__index = Server
 
 local function spawn(port, extra)
   local argv = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--protected-mode", "no" }
+                 "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                 "--enable-debug-command", "yes" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
   local p = lc.spawn(argv)
   local ok = pcall(function() p:wait_for("Ready to accept connections", 5000) end)
@@ -37,6 +39,13 @@ function M.start(extra)
     if p then return setmetatable({ port = port, proc = p, extra = extra }, Server) end
   end
   error("redis-server did not start")
+end
+
+-- Starts a server on a given port (a client may be waiting for it there).
+function M.start_on(port, extra)
+  local server = setmetatable({ port = port, extra = extra }, Server)
+  server:restart()
+  return server
 end
 
 local function quote(s)

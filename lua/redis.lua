@@ -168,8 +168,12 @@ end
 
 local function subscription(kind)
   return function(self, first, ...)
+    if first == nil then return self._h:subscribe(kind) end
     if type(first) == "table" then
-      return self._h:subscribe(kind, unpack(first), ...)
+      local names = { unpack(first) }
+      local n = #names
+      for i = 1, select("#", ...) do names[n + i] = select(i, ...) end
+      return self._h:subscribe(kind, unpack(names, 1, n + select("#", ...)))
     end
     return self._h:subscribe(kind, first, ...)
   end

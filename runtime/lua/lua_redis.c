@@ -181,9 +181,10 @@ static void on_ignored(lc__redis *r, int status, const lc__redis_reply *reply,
 
 /* Encoding arguments --------------------------------------------------------------- */
 
-/* Raises "bad argument #n to 'name' (why)" at the caller's line. */
+/* Raises "bad argument #n to 'name' (why)" at the caller's line (the
+ * methods of lua/redis.lua call these as tail calls). */
 static int arg_error(lua_State *L, int n, const char *name, const char *why) {
-  luaL_where(L, 2);
+  luaL_where(L, 1);
   lua_pushfstring(L, "bad argument #%d to '%s' (%s)", n, name, why);
   lua_concat(L, 2);
   return lua_error(L);

@@ -97,6 +97,37 @@ describe("redis when things go wrong", function()
     assert.are.equal("nil\tconnection refused", line(out, "NO_QUEUE"))
   end)
 
+  it("never sends a command that failed before it could be written", function()
+    local port = sd.free_port()
+    local p = lc.run(app([[
+      -- no server yet: the command fails with the reason, unsent
+      print("OFFLINE", db:set("offline", "sent?"))
+      print("START_NOW")
+      while not db.ready do sleep(5) end
+      -- a new connection's AUTH waits on a sleeping server: a command
+      -- issued meanwhile times out before it could be written
+      local blocker = db:duplicate({ commandTimeout = 0 })
+      local slept = false
+      blocker:ping()
+      blocker:debug("sleep", 0.8, function() slept = true end)
+      sleep(50)
+      local late = db:duplicate()
+      print("SETUP", late:set("during-setup", "sent?"))
+      while not (slept and late.ready) do sleep(5) end
+      print("NEVER_SENT", (db:exists("offline")), (db:exists("during-setup")), (late:ping()))
+      blocker:quit()
+      late:quit()
+    ]], "{ password = 'secret', commandTimeout = 300, retryDelay = 20, maxRetryDelay = 50 }"),
+      { tostring(port) })
+    p:wait_for("START_NOW")
+    local server = rs.start_on(port, { "--requirepass", "secret" })
+    local out = finish(p)
+    server:stop()
+    assert.are.equal("nil\tconnection refused", line(out, "OFFLINE"))
+    assert.are.equal("nil\ttimeout", line(out, "SETUP"))
+    assert.are.equal("0\t0\tPONG", line(out, "NEVER_SENT"))
+  end)
+
   it("reconnects after redis-server is killed and started again", function()
     local server = rs.start()
     local p = lc.run(app([[

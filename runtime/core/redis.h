@@ -171,7 +171,9 @@ int lc__redis_can_queue(const lc__redis *r, size_t n);
  * The client remembers its subscriptions and renews them on every new
  * connection. A client that subscribes should do nothing else (Redis
  * refuses other commands on a subscribed connection): use a client of its
- * own. 0 or an error as lc__redis_command_argv.
+ * own. Names subscribed to before the first connection is ready go out
+ * twice (with the renewal, then with the command): harmless, and the count
+ * is the server's. 0 or an error as lc__redis_command_argv.
  */
 int lc__redis_subscribe(lc__redis *r, int kind, int argc, const char **names,
                         const size_t *lens, lc__redis_cb cb, void *data);

@@ -14,8 +14,8 @@
  * when it fires (not on every command). A command past its deadline is
  * called back with UV_ETIMEDOUT; if it was written it stays in the ring as
  * a tombstone (cb NULL) until its reply comes, and is dropped then. If it
- * was not written (no connection) its bytes leave the buffer: it is never
- * sent. A tombstone at the head that waits another command_timeout_ms
+ * was not written (no connection yet, or the connection's set-up still
+ * going) its bytes leave the buffer: it is never sent. A tombstone at the head that waits another command_timeout_ms
  * means the connection is broken: it is replaced.
  */
 #include <stdlib.h>
@@ -63,6 +63,17 @@ void lc__redis_ring_pop(lc__redis_ring *q, lc__redis_cmd *out) {
   q->count--;
   if (q->nsent > 0)
     q->nsent--;
+}
+
+/* Removes the i-th command into *out: one just behind the head (what is
+ * ahead of it is a connection's few set-up commands), so the ones ahead
+ * move up by one. */
+static void ring_remove(lc__redis_ring *q, size_t i, lc__redis_cmd *out) {
+  *out = *lc__redis_ring_at(q, i);
+  for (; i > 0; i--)
+    *lc__redis_ring_at(q, i) = *lc__redis_ring_at(q, i - 1);
+  q->head = (q->head + 1) % q->cap;
+  q->count--;
 }
 
 void lc__redis_ring_free(lc__redis_ring *q) {
@@ -458,12 +469,15 @@ void lc__redis_on_timer(uv_timer_t *timer) {
     }
     if (now < c->deadline)
       break;
-    if (i == 0 && r->ring.nsent == 0 && r->conn == NULL) {
-      /* Never written: it leaves the buffer and is not sent. */
-      lc__redis_ring_pop(&r->ring, &gone);
+    if (i == r->ring.nsent) {
+      /* Never written: it leaves the buffer (its bytes come first there)
+       * and is not sent. Without a connection, say why there is none. */
+      ring_remove(&r->ring, i, &gone);
       lc__buf_consume(&r->out, gone.bytes);
       lc__redis_complete(r, &gone,
-                         r->last_err != 0 ? r->last_err : UV_ETIMEDOUT, NULL);
+                         r->conn == NULL && r->last_err != 0 ? r->last_err
+                                                             : UV_ETIMEDOUT,
+                         NULL);
       continue;
     }
     gone = *c;

@@ -374,8 +374,14 @@ static lc__lua_redis *check_call(lua_State *L, const char *what, int *fn_idx,
 
   *fn_idx = top > 1 && lua_type(L, top) == LUA_TFUNCTION ? top : 0;
   *open = *box != NULL && !(*box)->base.closing;
-  if (*fn_idx == 0)
-    lc__lua_check_coroutine(L, what);
+  if (*fn_idx == 0) {
+    int main_thread = lua_pushthread(L);
+    lua_pop(L, 1);
+    if (main_thread)
+      luaL_error(L, "redis %s() without a callback waits, so it must run "
+                    "inside a coroutine (a request handler, a listener or a "
+                    "timer callback), not in the main chunk", what);
+  }
   return *box;
 }
 

@@ -166,6 +166,8 @@ int lc__open_crypto(lua_State *L);
 /* The "luacluster.shared" module (lua_shared.c): the shared dicts' names
  * and what lua/shared.lua does not do through the FFI. */
 int lc__open_shared(lua_State *L);
+/* The "luacluster.redis" module (lua_redis.c): Redis clients for lua/redis.lua. */
+int lc__open_redis(lua_State *L);
 /* Each area adds its functions to the core table on top of the stack. */
 void lc__core_process(lua_State *L, lc_runtime *rt);
 void lc__core_timers(lua_State *L, lc_runtime *rt);

@@ -347,6 +347,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
   set_preload(L, "cjson", luaopen_cjson);
   set_preload(L, "luacluster.crypto", lc__open_crypto);
   set_preload(L, "luacluster.shared", lc__open_shared);
+  set_preload(L, "luacluster.redis", lc__open_redis);
   for (p = rt->preloads; p != NULL; p = p->next)
     set_preload(L, p->name, p->open);
   set_paths(L, rt->script_dir);

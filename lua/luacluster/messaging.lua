@@ -361,6 +361,10 @@ function M.install(cluster, process, Worker)
                      self, opts, fn, "worker:request()")
     end
     M.from_worker = function(worker, rec) return from_worker(cluster, worker, rec) end
+    -- what other hosts publish to the master's topics
+    core.bus_listen({ _native = function(_, _, rec)
+      deliver(rec.topic, rec.msg, rec.from, rec.host)
+    end })
   else
     function process.request(msg, opts, fn)
       return request(function(id) core.bus_request(id, msg) return true end,

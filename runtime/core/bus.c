@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "cluster_redis.h"
 #include "message.h"
 #include "supervisor.h"
 
@@ -28,6 +29,9 @@
 struct lc__bus {
   lc__core *core;
   lc__bus_topics topics;
+  /* The master's app hears publishes from other hosts here. */
+  void (*on_remote)(void *arg, const lc__bus_record *rec);
+  void *remote_arg;
   uint64_t dropped;        /* messages a full channel missed */
   uint64_t drop_logged_ms; /* the last "dropped" line (one a second) */
 };
@@ -201,7 +205,7 @@ int lc__bus_init(lc__core *core) {
     bus_free(core);
     return UV_ENOMEM;
   }
-  return 0;
+  return lc__cluster_open(core);
 }
 
 uint64_t lc__bus_dropped(lc__core *core) {
@@ -255,8 +259,10 @@ static int bus_forward(lc__worker *w, const lc__bus_record *rec,
 
 /*
  * Delivers a broadcast (to every worker) or a publish (to the topic's
- * subscribers; `origin` hears it through its on_bus when the master's app
- * subscribed). Returns how many workers missed it.
+ * subscribers; when the master's app subscribed, it hears one from a
+ * worker through `origin`'s on_bus, one from another host through
+ * on_remote). One made on this host goes to the other hosts too. Returns
+ * how many workers here missed it.
  */
 static int bus_route(lc__bus *bus, const lc__bus_record *rec,
                      lc__worker *origin) {
@@ -265,13 +271,18 @@ static int bus_route(lc__bus *bus, const lc__bus_record *rec,
   lc__worker *w;
   int missed = 0;
 
+  if (rec->host_len == 0)
+    lc__cluster_send(bus->core, rec);
   if (rec->op == LC__BUS_PUBLISH) {
     topic = lc__bus_topics_find(&bus->topics, rec->topic, rec->topic_len);
     if (topic == NULL)
       return 0;
-    if (origin != NULL && origin->ev->on_bus != NULL &&
-        lc__bus_topic_has(topic, 0))
-      origin->ev->on_bus(origin, rec);
+    if (lc__bus_topic_has(topic, 0)) {
+      if (origin != NULL && origin->ev->on_bus != NULL)
+        origin->ev->on_bus(origin, rec);
+      else if (rec->host_len > 0 && bus->on_remote != NULL)
+        bus->on_remote(bus->remote_arg, rec);
+    }
   }
   block = block_for(rec->body, rec->body_len);
   for (w = bus->core->sup->workers; w != NULL; w = w->next) {
@@ -299,15 +310,32 @@ void lc__bus_refuse(lc__worker *w, uint32_t id) {
   lc__bus_send(&w->channel, &r, NULL, NULL);
 }
 
+/* Subscribes sub (a worker id, 0: the master's app) to a topic (on) or
+ * not; the first subscriber of a topic on this host, and its last, tell
+ * the other hosts' link. Returns lc__bus_topics_add's or _remove's. */
+static int bus_topic(lc__bus *bus, const char *topic, size_t len, int sub,
+                     int on) {
+  int r = on ? lc__bus_topics_add(&bus->topics, topic, len, sub)
+             : lc__bus_topics_remove(&bus->topics, topic, len, sub);
+
+  if (r == 2)
+    lc__cluster_topic(bus->core, topic, len, on);
+  return r;
+}
+
+static void bus_topic_gone(const char *topic, size_t len, void *arg) {
+  lc__cluster_topic(arg, topic, len, 0);
+}
+
 static void bus_subscription(lc__bus *bus, lc__worker *w,
                              const lc__bus_record *rec) {
   int r;
 
   if (rec->op == LC__BUS_UNSUBSCRIBE) {
-    lc__bus_topics_remove(&bus->topics, rec->topic, rec->topic_len, w->id);
+    bus_topic(bus, rec->topic, rec->topic_len, w->id, 0);
     return;
   }
-  r = lc__bus_topics_add(&bus->topics, rec->topic, rec->topic_len, w->id);
+  r = bus_topic(bus, rec->topic, rec->topic_len, w->id, 1);
   if (r < 0)
     lc__log(LC__LOG_WARN, "cluster messaging: worker %d cannot subscribe to "
             "\"%.*s\": %s", w->id, (int)(rec->topic_len > 64 ? 64 :
@@ -351,7 +379,8 @@ void lc__bus_on_frame(lc__worker *w, const char *payload, size_t len) {
 
 void lc__bus_worker_gone(lc__worker *w) {
   if (w->core->bus != NULL)
-    lc__bus_topics_remove_all(&w->core->bus->topics, w->id, NULL, NULL);
+    lc__bus_topics_remove_all(&w->core->bus->topics, w->id, bus_topic_gone,
+                              w->core);
 }
 
 /* The master's own sends ------------------------------------------------------- */
@@ -393,14 +422,28 @@ int lc__bus_subscribe(lc__core *core, const char *topic, size_t len) {
 
   if (core->bus == NULL)
     return UV_ENOTSUP;
-  r = lc__bus_topics_add(&core->bus->topics, topic, len, 0);
+  r = bus_topic(core->bus, topic, len, 0, 1);
   return r < 0 ? r : 0;
 }
 
 int lc__bus_unsubscribe(lc__core *core, const char *topic, size_t len) {
   if (core->bus != NULL)
-    lc__bus_topics_remove(&core->bus->topics, topic, len, 0);
+    bus_topic(core->bus, topic, len, 0, 0);
   return 0;
+}
+
+void lc__bus_deliver_remote(lc__core *core, const lc__bus_record *rec) {
+  if (core->bus != NULL && core->sup != NULL)
+    bus_route(core->bus, rec, NULL);
+}
+
+void lc__bus_set_remote(lc__core *core,
+                        void (*on_remote)(void *arg, const lc__bus_record *rec),
+                        void *arg) {
+  if (core->bus != NULL) {
+    core->bus->on_remote = on_remote;
+    core->bus->remote_arg = arg;
+  }
 }
 
 int lc__bus_to_worker(lc__worker *w, const lc__bus_record *r,

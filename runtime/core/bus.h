@@ -166,6 +166,14 @@ int lc__bus_unsubscribe(lc__core *core, const char *topic, size_t len);
 int lc__bus_to_worker(lc__worker *w, const lc__bus_record *r,
                       lc__channel_release_cb release, void *arg);
 
+/* A broadcast or publish another host sent (rec.host names it): to the
+ * workers here it is for, and to the master's app through the function
+ * lc__bus_set_remote() gave, when it subscribed (cluster_redis.c). */
+void lc__bus_deliver_remote(lc__core *core, const lc__bus_record *rec);
+void lc__bus_set_remote(lc__core *core,
+                        void (*on_remote)(void *arg, const lc__bus_record *rec),
+                        void *arg);
+
 /* Answers worker w's request id with the error "no request listener": no
  * one in this master hears requests (managed mode, or the app let go of
  * the worker). */

@@ -69,6 +69,7 @@ struct lc_runtime {
   char **args;       /* script arguments */
   int nargs;
   char *exe_path;    /* this executable, as argv[0] for workers */
+  char *cluster_name; /* a master's cluster (--redis), as resolved */
   lc__preload *preloads;
   lc__hook *hooks;
   lc__dict_decl *dicts; /* in the order declared */
@@ -94,6 +95,7 @@ struct lc_runtime {
   } dead_refs; /* registry refs to drop from the loop (lc__lua_unref) */
   lc__codec codec;    /* the message codec */
   int bus_record_ref; /* core.BUS: the metatable of bus records */
+  int bus_ref;        /* what hears other hosts' publishes (a master) */
 };
 
 /* The runtime a binding function runs for (its upvalue 1). */

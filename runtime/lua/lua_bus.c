@@ -258,8 +258,35 @@ static int bus_reply(lua_State *L) {
   return 1;
 }
 
+/* A publish from another host to a topic the master's app subscribed. */
+static void on_remote(void *arg, const lc__bus_record *rec) {
+  lc_runtime *rt = arg;
+
+  if (rt->L == NULL || rt->core.exiting || rt->bus_ref == LUA_NOREF)
+    return;
+  if (lc__lua_bus_push(rt, rt->L, rec) != 0) {
+    lc__log(LC__LOG_WARN, "cluster: a message from %.*s does not decode (%s)",
+            (int)rec->host_len, rec->host, lua_tostring(rt->L, -1));
+    lua_pop(rt->L, 1);
+    return;
+  }
+  lc__lua_emit(rt, rt->bus_ref, "record", 1, 0);
+}
+
+/* core.bus_listen(obj): obj:_native("record", rec) hears what other hosts
+ * publish to the master's topics. */
+static int bus_listen(lua_State *L) {
+  lc_runtime *rt = lc__lua_rt(L);
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lc__lua_set_ref(L, &rt->bus_ref, 1);
+  lc__bus_set_remote(&rt->core, on_remote, rt);
+  return 0;
+}
+
 void lc__core_bus(lua_State *L, lc_runtime *rt) {
   static const luaL_Reg fns[] = {{"bus_broadcast", bus_broadcast},
+                                 {"bus_listen", bus_listen},
                                  {"bus_publish", bus_publish},
                                  {"bus_subscribe", bus_subscribe},
                                  {"bus_request", bus_request},

@@ -197,13 +197,14 @@ static void on_ready(lc__redis *r) {
   lc__cluster *c = lc__redis_data(r);
 
   if (r == c->pub) {
-    if (c->drop_said)
-      lc__log(LC__LOG_INFO, "cluster: Redis at %s is back: broadcasts and "
-              "publishes reach the other hosts again (%llu were dropped)",
-              c->where, (unsigned long long)c->dropped);
-    else
+    if (!c->joined)
       lc__log(LC__LOG_INFO, "cluster %s: joined through Redis at %s as %s",
               c->name, c->where, c->host);
+    else
+      lc__log(LC__LOG_INFO, "cluster: Redis at %s is back: broadcasts and "
+              "publishes reach the other hosts again (%llu dropped so far)",
+              c->where, (unsigned long long)c->dropped);
+    c->joined = 1;
     c->drop_said = 0;
     lc__cluster_register(c);
   } else if (c->sub_lost) {

@@ -15,6 +15,7 @@
  * is copied once into a block shared by their channels (refcounted), not
  * once per worker.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,25 +213,32 @@ uint64_t lc__bus_dropped(lc__core *core) {
   return core->bus != NULL ? core->bus->dropped : 0;
 }
 
-/* Whether w takes messages now; a full channel counts a drop (logged at
- * most once a second). */
+/* A message worker w misses: counted, and said at most once a second. */
+static void bus_dropped(lc__bus *bus, lc__worker *w, const char *why) {
+  uint64_t now = uv_now(&bus->core->loop);
+
+  bus->dropped++;
+  if (bus->drop_logged_ms == 0 || now - bus->drop_logged_ms >= 1000) {
+    bus->drop_logged_ms = now;
+    lc__log(LC__LOG_WARN, "cluster messaging: worker %d (pid %d) %s, so "
+            "broadcasts and publishes skip it (%llu dropped so far)", w->id,
+            w->pid, why, (unsigned long long)bus->dropped);
+  }
+}
+
+/* Whether w takes messages now; a full channel counts a drop. */
 static int bus_can_deliver(lc__bus *bus, lc__worker *w) {
-  uint64_t backlog, now;
+  uint64_t backlog;
+  char why[128];
 
   if (w->channel.state != LC__CHANNEL_OPEN || w->dead)
     return 0;
   backlog = lc__channel_backlog(&w->channel);
   if (backlog < LC__BUS_BACKLOG_MAX)
     return 1;
-  bus->dropped++;
-  now = uv_now(&bus->core->loop);
-  if (bus->drop_logged_ms == 0 || now - bus->drop_logged_ms >= 1000) {
-    bus->drop_logged_ms = now;
-    lc__log(LC__LOG_WARN, "cluster messaging: worker %d (pid %d) is not "
-            "reading: %llu bytes wait to be written to it, so broadcasts and "
-            "publishes skip it (%llu dropped so far)", w->id, w->pid,
-            (unsigned long long)backlog, (unsigned long long)bus->dropped);
-  }
+  snprintf(why, sizeof(why), "is not reading: %llu bytes wait to be written "
+           "to it", (unsigned long long)backlog);
+  bus_dropped(bus, w, why);
   return 0;
 }
 
@@ -269,7 +277,7 @@ static int bus_route(lc__bus *bus, const lc__bus_record *rec,
   const lc__bus_topic *topic = NULL;
   bus_block *block;
   lc__worker *w;
-  int missed = 0;
+  int missed = 0, err;
 
   if (rec->host_len == 0)
     lc__cluster_send(bus->core, rec);
@@ -288,8 +296,14 @@ static int bus_route(lc__bus *bus, const lc__bus_record *rec,
   for (w = bus->core->sup->workers; w != NULL; w = w->next) {
     if (topic != NULL && !lc__bus_topic_has(topic, w->id))
       continue;
-    if (!bus_can_deliver(bus, w) || bus_forward(w, rec, block) != 0)
+    if (!bus_can_deliver(bus, w)) {
       missed++;
+    } else if ((err = bus_forward(w, rec, block)) != 0) {
+      /* From another host, a message over this host's size limit. */
+      bus_dropped(bus, w, err == UV_EMSGSIZE ? "cannot take a message that "
+                  "big (--max-message-size)" : uv_strerror(err));
+      missed++;
+    }
   }
   if (block != NULL)
     block_release(block);

@@ -37,8 +37,9 @@ local function host(tag, app, redis_port, extra)
                  "--cluster-name", "shop", "--control", control }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   args[#args + 1] = app
-  local p = lc.start(args, { env = { TAG = tag, PORT = port } })
-  return { proc = p, port = port, control = control, tag = tag }
+  local port2 = sd.free_port()
+  local p = lc.start(args, { env = { TAG = tag, PORT = port, PORT2 = port2 } })
+  return { proc = p, port = port, port2 = port2, control = control, tag = tag }
 end
 
 -- Lines "NAME KIND ID@..." every process printed for message id.
@@ -161,6 +162,48 @@ describe("cluster messaging across hosts", function()
     assert.are.equal(0, code, out)
     assert.truthy(out:match("cluster shop: 1 host "), out)
     assert.falsy(out:match(":" .. b.proc.pid), out)
+  end)
+
+  it("bounds what waits for a Redis that does not answer, and says when it keeps up again", function()
+    local server = rs.start()
+    local app = lc.write_app(APP .. [[
+local counted = 0
+process.on("message", function(m)
+  if type(m) == "table" and m.kind == "count" then
+    counted = counted + 1
+    if counted % 1000 == 0 then print(name .. " COUNT " .. counted) end
+  end
+end)
+http.createServer(function(req, res)
+  local n = tonumber(req.url:match("^/flood%?n=(%d+)"))
+  local i = 0
+  local function burst()
+    while i < n do
+      i = i + 1
+      if not cluster.broadcast({ kind = "count" }) then return process:once("drain", burst) end
+    end
+  end
+  burst()
+  res:finish("flooding")
+end):listen(tonumber(process.env.PORT2), "127.0.0.1")
+]])
+    local a = host("A", app, server.port)
+    local b = host("B", app, server.port)
+    subscribed(server, 2)
+    -- Redis stops answering: what waits for it is bounded
+    server.proc:kill("SIGSTOP")
+    local res = lc.http(a.port2, "GET", "/flood?n=15000")
+    assert.are.equal(200, res.status)
+    a.proc:wait_for("Redis at 127%.0%.0%.1:%d+: not keeping up: broadcasts and publishes for other hosts are dropped")
+    -- the host's own workers get everything meanwhile
+    lc.wait_until(function() return a.proc:count("A%d COUNT 15000") == 2 end, 10000,
+                  function() return "host A's workers to count 15000:\n" .. a.proc:output() end)
+    server.proc:kill("SIGCONT")
+    a.proc:wait_for("Redis at 127%.0%.0%.1:%d+ keeps up again", 10000)
+    -- host B got what was let through: 10000 (the bound), not 15000
+    lc.wait_until(function() return b.proc:count("B%d COUNT 10000") == 2 end, 10000,
+                  function() return "host B's workers to count 10000:\n" .. b.proc:output() end)
+    assert.are.equal(0, b.proc:count("COUNT 11000"))
   end)
 
   it("lets a script-mode master publish to and hear from the other host, and drops foreign messages", function()

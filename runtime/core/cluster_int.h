@@ -30,6 +30,8 @@ struct lc__cluster {
   uint64_t refused;   /* messages from Redis not in our format */
   uint64_t refused_said_ms;
   int registering;    /* a registration is in flight */
+  size_t in_flight;   /* PUBLISHes not answered yet */
+  size_t in_flight_bytes;
   lc__buf envelope;   /* the PUBLISH being built */
   lc__buf channel;    /* a channel's name being built */
   lc__cluster_query *queries; /* `status --cluster` in flight */

@@ -116,13 +116,26 @@ static void dropped(lc__cluster *c, const char *why) {
   }
 }
 
+/* A PUBLISH's size rides in its callback's data: the cluster is the
+ * client's own. */
 static void on_published(lc__redis *r, int status,
                          const lc__redis_reply *reply, void *data) {
-  lc__cluster *c = data;
+  lc__cluster *c = lc__redis_data(r);
 
-  (void)r;
-  if (status != 0 && !c->core->shutting_down)
+  c->in_flight--;
+  c->in_flight_bytes -= (size_t)(uintptr_t)data;
+  if (c->core->shutting_down)
+    return;
+  if (status != 0) {
     dropped(c, reply && reply->str ? reply->str : uv_strerror(status));
+  } else if (c->drop_said && c->in_flight == 0 &&
+             lc__redis_state(r) == LC__REDIS_READY) {
+    /* A Redis that was slow has caught up. */
+    c->drop_said = 0;
+    lc__log(LC__LOG_INFO, "cluster: Redis at %s keeps up again: broadcasts "
+            "and publishes reach the other hosts (%llu dropped so far)",
+            c->where, (unsigned long long)c->dropped);
+  }
 }
 
 void lc__cluster_send(lc__core *core, const lc__bus_record *rec) {
@@ -135,6 +148,11 @@ void lc__cluster_send(lc__core *core, const lc__bus_record *rec) {
     return;
   if (lc__redis_state(c->pub) != LC__REDIS_READY) {
     dropped(c, "not connected");
+    return;
+  }
+  if (c->in_flight >= LC__CLUSTER_IN_FLIGHT_MAX ||
+      c->in_flight_bytes + rec->body_len > LC__CLUSTER_IN_FLIGHT_BYTES) {
+    dropped(c, "not keeping up");
     return;
   }
   r = *rec;
@@ -154,8 +172,13 @@ void lc__cluster_send(lc__core *core, const lc__bus_record *rec) {
                          r.topic_len, &lens[1]);
   argv[2] = c->envelope.base;
   lens[2] = n + r.body_len;
-  if (lc__redis_command_argv(c->pub, 3, argv, lens, on_published, c) != 0)
+  if (lc__redis_command_argv(c->pub, 3, argv, lens, on_published,
+                             (void *)(uintptr_t)lens[2]) != 0) {
     dropped(c, "cannot queue the command");
+  } else {
+    c->in_flight++;
+    c->in_flight_bytes += lens[2];
+  }
   /* A big one's buffer is not kept for the next small ones. */
   if (c->envelope.cap > 1024 * 1024)
     lc__buf_free(&c->envelope);

@@ -42,6 +42,10 @@
 #define LC__CLUSTER_MAGIC "LCB1"
 #define LC__CLUSTER_NODE_SIZE 8
 #define LC__CLUSTER_ENVELOPE_HEAD (4 + LC__CLUSTER_NODE_SIZE)
+/* PUBLISHes a master lets wait for Redis's answer (a Redis that does not
+ * keep up): past either bound, messages for other hosts are dropped. */
+#define LC__CLUSTER_IN_FLIGHT_MAX 10000
+#define LC__CLUSTER_IN_FLIGHT_BYTES (64 * 1024 * 1024)
 /* How often a master renews its registration, and how long it lasts. */
 #define LC__CLUSTER_REFRESH_MS 5000
 #define LC__CLUSTER_TTL_MS 15000

@@ -66,6 +66,16 @@ local function subscribed(server, n)
   end, 10000, "both masters to subscribe")
 end
 
+-- Both workers of host h listen (so they have subscribed: a worker's
+-- subscription reaches its master before its listening does).
+local function ready(h)
+  lc.wait_until(function()
+    local p = lc.start({ "status", "--control", h.control })
+    p:wait_exit(10000)
+    return select(2, p:output():gsub(" listening ", "")) == 2
+  end, 10000, "both workers of host " .. h.tag .. " to listen")
+end
+
 local function get(h, path)
   local res = lc.wait_until(function() return (lc.http(h.port, "GET", path)) end,
                             5000, "an answer from " .. h.tag)
@@ -86,6 +96,8 @@ describe("cluster messaging across hosts", function()
     local app = lc.write_app(APP)
     local a = host("A", app, server.port)
     local b = host("B", app, server.port)
+    ready(a)
+    ready(b)
     subscribed(server, 2)
     a.proc:wait_for("cluster shop: joined through Redis")
     b.proc:wait_for("cluster shop: joined through Redis")
@@ -189,6 +201,8 @@ end):listen(tonumber(process.env.PORT2), "127.0.0.1")
 ]])
     local a = host("A", app, server.port)
     local b = host("B", app, server.port)
+    ready(a)
+    ready(b)
     subscribed(server, 2)
     -- Redis stops answering: what waits for it is bounded
     server.proc:kill("SIGSTOP")
@@ -209,6 +223,7 @@ end):listen(tonumber(process.env.PORT2), "127.0.0.1")
   it("lets a script-mode master publish to and hear from the other host, and drops foreign messages", function()
     local server = rs.start()
     local a = host("A", lc.write_app(APP), server.port)
+    ready(a)
     local port = sd.free_port()
     local m = lc.start({ "--redis", "redis://127.0.0.1:" .. server.port, "--cluster-name", "shop",
                          lc.write_app([[
@@ -254,6 +269,7 @@ end):listen(tonumber(process.env.PORT2), "127.0.0.1")
     local redis_port = sd.free_port()
     local a = host("A", lc.write_app(APP), redis_port)
     a.proc:wait_for("cluster: Redis at 127%.0%.0%.1:" .. redis_port .. " %(subscriber%): connect ECONNREFUSED")
+    ready(a)
     get(a, "/send?id=local")
     lc.wait_until(function() return seen({ a }, "BCAST", "local") == "A0 A1" end, 5000, "local broadcast")
     lc.wait_until(function() return seen({ a }, "NEWS", "local") == "A0 A1" end, 5000, "local publish")
@@ -273,6 +289,7 @@ end):listen(tonumber(process.env.PORT2), "127.0.0.1")
     local locked = rs.start({ "--requirepass", "right" })
     local b = host("B", lc.write_app(APP), ":wrong@127.0.0.1:" .. locked.port)
     b.proc:wait_for("cluster: Redis at 127%.0%.0%.1:%d+ %([a-z]+%): [^\n]*WRONGPASS")
+    ready(b)
     get(b, "/send?id=pw")
     lc.wait_until(function() return seen({ b }, "BCAST", "pw") == "B0 B1" end, 5000, "local broadcast")
   end)

@@ -173,10 +173,18 @@ describe("cluster messaging", function()
             print(("INSTANCE %d GOT %s"):format(me, table.concat(got, ",")))
           end
         end)
-        http.createServer(function(_, res) res:finish("ok") end):listen(0, function()
-          setTimeout(function()
+        -- each publishes once it has heard every instance's "ready"
+        -- broadcast: their subscriptions, sent before it, are in place
+        local readies = 0
+        process.on("message", function(m)
+          if m ~= "ready" then return end
+          readies = readies + 1
+          if readies == 3 then
             for i = 1, 3 do cluster.publish(i % 2 == 0 and "even" or "odd", me * 10 + i) end
-          end, 300)
+          end
+        end)
+        http.createServer(function(_, res) res:finish("ok") end):listen(0, function()
+          cluster.broadcast("ready")
         end)
       ]]) })
       lc.wait_until(function() return #lines(p, "^INSTANCE") == 3 end, 5000,

@@ -272,7 +272,8 @@ local function request(send, worker, opts, fn, what)
     timers.setImmediate(fn, "closed")
     return
   end
-  local e = { id = id, deadline = now_ms() + timeout, fn = fn, co = co, worker = worker }
+  local e = { id = id, deadline = now_ms() + timeout, fn = fn, co = co, worker = worker,
+              settled = false }
   ring_add(e)
   npending = npending + 1
   heap_push(e)

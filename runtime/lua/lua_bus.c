@@ -33,7 +33,7 @@ int lc__lua_bus_push(lc_runtime *rt, lua_State *L, const lc__bus_record *rec) {
   if (has_value && !is_error &&
       lc__message_decode(rt, L, rec->kind, rec->body, rec->body_len) != 0)
     return -1;
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, rec->op == LC__BUS_PUBLISH ? 5 : 3);
   if (has_value) {
     if (is_error)
       lua_pushlstring(L, rec->body, rec->body_len);
@@ -45,13 +45,16 @@ int lc__lua_bus_push(lc_runtime *rt, lua_State *L, const lc__bus_record *rec) {
   }
   lua_pushstring(L, op_names[rec->op]);
   lua_setfield(L, -2, "op");
-  if (rec->from > 0)
-    lua_pushinteger(L, (lua_Integer)rec->from);
-  else
-    lua_pushliteral(L, "master");
-  lua_setfield(L, -2, "from");
-  lua_pushnumber(L, (lua_Number)rec->id);
-  lua_setfield(L, -2, "id");
+  if (rec->op == LC__BUS_PUBLISH) {
+    if (rec->from > 0)
+      lua_pushinteger(L, (lua_Integer)rec->from);
+    else
+      lua_pushliteral(L, "master");
+    lua_setfield(L, -2, "from");
+  } else {
+    lua_pushnumber(L, (lua_Number)rec->id);
+    lua_setfield(L, -2, "id");
+  }
   if (rec->topic_len > 0) {
     lua_pushlstring(L, rec->topic, rec->topic_len);
     lua_setfield(L, -2, "topic");

@@ -269,13 +269,13 @@ static int is_command(const char *s) {
 
 /* `status --watch`: the table again every second, until the master goes
  * (or Ctrl-C), as PM2's monit. */
-static int watch(const lc_options *opts, char **args) {
+static int watch(const lc_options *opts, int n, char **args) {
   int tty = isatty(STDOUT_FILENO), code;
 
   for (;;) {
     if (tty)
       fputs("\033[H\033[2J", stdout);
-    code = lc_command(opts, 1, args);
+    code = lc_command(opts, n, args);
     fflush(stdout);
     if (code != 0)
       return code;
@@ -325,7 +325,7 @@ static int command(int argc, char **argv) {
       return 1;
     }
   }
-  code = watching ? watch(&opts, args) : lc_command(&opts, n, args);
+  code = watching ? watch(&opts, n, args) : lc_command(&opts, n, args);
   lc_cli_config_free(cfg);
   return code;
 }

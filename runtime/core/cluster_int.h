@@ -26,6 +26,7 @@ struct lc__cluster {
   uint64_t dropped;   /* sends to other hosts that could not go */
   int drop_said;      /* said so for this outage */
   int joined;         /* the command client was ready once */
+  int leaving;        /* the master stops: no more registrations */
   int sub_lost;       /* the subscriber's connection ended */
   uint64_t refused;   /* messages from Redis not in our format */
   uint64_t refused_said_ms;

@@ -165,7 +165,7 @@ void lc__cluster_register(lc__cluster *c) {
   const char *argv[8];
   size_t lens[8];
 
-  if (c->pub == NULL || c->registering ||
+  if (c->pub == NULL || c->registering || c->leaving ||
       lc__redis_state(c->pub) != LC__REDIS_READY)
     return;
   registration_json(c, &json, now);
@@ -220,11 +220,13 @@ void lc__cluster_leave(lc__core *core) {
   const char *argv[3];
   size_t lens[3];
 
-  if (c == NULL || c->pub == NULL ||
-      lc__redis_state(c->pub) != LC__REDIS_READY)
+  if (c == NULL || c->leaving)
     return;
+  c->leaving = 1;
   if (c->timer_open)
     uv_timer_stop(&c->timer);
+  if (c->pub == NULL || lc__redis_state(c->pub) != LC__REDIS_READY)
+    return;
   key(c, &k, "hosts", "", 0);
   argv[0] = "SREM";
   argv[1] = lc__buf_data(&k);

@@ -66,8 +66,9 @@ void lc__cluster_send(lc__core *core, const lc__bus_record *rec);
 void lc__cluster_topic(lc__core *core, const char *topic, size_t len, int on);
 
 /* `luacluster status --cluster`: every host's status, as text or JSON;
- * done(arg, ok, text) runs once, from the loop. forget(arg) drops the
- * answer of a query whose asker went away. */
+ * done(arg, ok, text) runs once: before this returns when there is no
+ * cluster or Redis is away, else from the loop once Redis answered.
+ * forget(arg) drops the answer of a query whose asker went away. */
 typedef void (*lc__cluster_status_cb)(void *arg, int ok, const char *text);
 void lc__cluster_status(lc__core *core, int json, lc__cluster_status_cb done,
                         void *arg);

@@ -288,11 +288,11 @@ static void cluster_free(void *arg) {
 /* This master's name: "<hostname>:<pid>", and 8 random bytes. */
 static void cluster_identity(lc__cluster *c) {
   char hostname[200];
-  size_t i;
+  size_t i, len = sizeof(hostname);
 
-  if (gethostname(hostname, sizeof(hostname)) != 0)
+  /* As os.hostname() says it, so cluster.host matches. */
+  if (uv_os_gethostname(hostname, &len) != 0)
     snprintf(hostname, sizeof(hostname), "localhost");
-  hostname[sizeof(hostname) - 1] = '\0';
   snprintf(c->hostname, sizeof(c->hostname), "%s", hostname);
   snprintf(c->host, sizeof(c->host), "%s:%d", hostname, (int)getpid());
   if (uv_random(NULL, NULL, c->node, sizeof(c->node), 0, NULL) != 0) {

@@ -91,10 +91,24 @@ typedef struct lc_options {
    * "errored" and not restarted; when every instance is, the master exits 1
    * (PM2's max_restarts; 10; 0: restart for ever, with backoff). */
   unsigned max_restarts;
+  /* Several hosts as one cluster: the Redis server their masters meet at,
+   * "redis://[user:password@]host[:port][/db]" (NULL: this host alone).
+   * Broadcasts and publishes then reach every worker of every host, and
+   * each master registers itself there. */
+  const char *redis_url;
+  /* The cluster's name: masters with the same Redis and the same name are
+   * one cluster (NULL: the app script's file name without ".lua"). 1 to 64
+   * letters, digits, '.', '_' or '-'. */
+  const char *cluster_name;
 } lc_options;
 
 /* Fills opts with the defaults. */
 void lc_options_init(lc_options *opts);
+
+/* 0 when the options that can be checked without running anything are
+ * right (the Redis URL, the cluster name), else -1 with why[0, n) saying
+ * which is wrong and what it wants. lc_run() checks them too. */
+int lc_options_check(const lc_options *opts, char *why, size_t n);
 
 /*
  * Creates a runtime for opts (copied; opts may be freed afterwards).

@@ -4,6 +4,8 @@
 -- / setupPrimary, settings, schedulingPolicy, disconnect([fn]); events fork,
 -- online, listening, message, disconnect, exit, setup.
 -- In a worker: cluster.worker (itself) with send, disconnect, isConnected.
+-- Everywhere: broadcast, publish, subscribe, unsubscribe; requests
+-- (luacluster.messaging).
 --
 -- The work is C's (supervisor, channel, dispatch); this module keeps the
 -- objects and turns C's notifications into events.
@@ -13,8 +15,10 @@ local events = require("events")
 local process = require("process")
 local timers = require("timers")
 local spawn = require("luacluster.coroutines").spawn
+local messaging = require("luacluster.messaging")
 
 local EventEmitter = events.EventEmitter
+local is_record = messaging.is_record
 
 local cluster = events.bind({})
 
@@ -152,12 +156,17 @@ local function on_worker_event(worker, event, a, b)
       local m = a[i]
       i = i + 1
       a.next = i
-      worker:emit("message", m)
-      cluster:emit("message", worker, m)
+      if is_record(m) then
+        messaging.from_worker(worker, m)
+      else
+        worker:emit("message", m)
+        cluster:emit("message", worker, m)
+      end
     end
   elseif event == "drain" then
     worker:emit("drain")
   elseif event == "disconnect" then
+    messaging.closed(worker)
     if worker.state ~= "dead" then worker.state = "disconnected" end
     worker:emit("disconnect")
     cluster:emit("disconnect", worker)
@@ -262,13 +271,18 @@ local function worker_side()
         local m = list[i]
         i = i + 1
         list.next = i
-        process:emit("message", m)
-        me:emit("message", m)
+        if is_record(m) then
+          messaging.from_master(m)
+        else
+          process:emit("message", m)
+          me:emit("message", m)
+        end
       end
     elseif event == "drain" then
       process:emit("drain")
       me:emit("drain")
     elseif event == "disconnect" then
+      messaging.closed(nil)
       me.state = "disconnected"
       me:emit("disconnect")
       process:emit("disconnect")
@@ -285,5 +299,7 @@ if cluster.isMaster then
 else
   worker_side()
 end
+-- Beyond Node: broadcast, publish/subscribe, request/reply.
+messaging.install(cluster, process, Worker)
 
 return cluster

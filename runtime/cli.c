@@ -15,7 +15,8 @@ static void usage(FILE *out) {
     "usage: luacluster [options] app.lua [args...]\n"
     "       luacluster start [options] CONF [args...]\n"
     "       luacluster check CONF\n"
-    "       luacluster status [--json|--watch] | reload | upgrade | stop |\n"
+    "       luacluster status [--json|--watch|--cluster] | reload | upgrade |\n"
+    "                  stop |"
     "                  scale N  [app.lua | --config CONF | --control PATH]\n"
     "\n"
     "Runs app.lua. Without -w the script is the master: it forks its own\n"
@@ -49,11 +50,18 @@ static void usage(FILE *out) {
     "  --log FILE              runtime log lines and the app's output go to\n"
     "                          FILE (appended); SIGUSR1 reopens it; also\n"
     "                          LUACLUSTER_LOG\n"
+    "  --redis URL             several hosts as one cluster: their masters\n"
+    "                          meet at redis://[user:password@]host[:port][/db];\n"
+    "                          broadcasts and publishes reach every host; also\n"
+    "                          LUACLUSTER_REDIS\n"
+    "  --cluster-name NAME     the cluster's name (default: the app script's\n"
+    "                          name); also LUACLUSTER_CLUSTER_NAME\n"
     "\n"
     "commands (to a running managed master, found by its app script, by\n"
     "--control, or as the only one running):\n"
     "  status [--json]         workers: id, pid, state, uptime, restarts,\n"
-    "                          RSS, CPU, requests (--watch: every second)\n"
+    "                          RSS, CPU, requests (--watch: every second;\n"
+    "                          --cluster: every host's, through Redis)\n"
     "  reload                  zero-downtime rolling reload (as SIGUSR2)\n"
     "  upgrade                 run the binary again, with no downtime: a new\n"
     "                          master takes the sockets over (as SIGURG)\n"
@@ -146,6 +154,12 @@ static int parse(int argc, char **argv, lc_options *opts,
   /* A config file's log (already in opts) beats the environment. */
   if (env != NULL && *env != '\0' && opts->log_path == NULL)
     opts->log_path = env;
+  env = getenv("LUACLUSTER_REDIS");
+  if (env != NULL && *env != '\0' && opts->redis_url == NULL)
+    opts->redis_url = env;
+  env = getenv("LUACLUSTER_CLUSTER_NAME");
+  if (env != NULL && *env != '\0' && opts->cluster_name == NULL)
+    opts->cluster_name = env;
   env = getenv("LUACLUSTER_WORKERS");
   /* A config file's workers (already in opts) beat the environment. */
   if (env != NULL && *env != '\0' && opts->workers == 0 &&
@@ -197,6 +211,16 @@ static int parse(int argc, char **argv, lc_options *opts,
       }
       opts->metrics = val;
       i++;
+    } else if (!strcmp(a, "--redis") || !strcmp(a, "--cluster-name")) {
+      if (val == NULL || *val == '\0') {
+        fprintf(stderr, "luacluster: %s needs a value\n", a);
+        return -1;
+      }
+      if (a[2] == 'r')
+        opts->redis_url = val;
+      else
+        opts->cluster_name = val;
+      i++;
     } else if (!strcmp(a, "--shared")) {
       if (lc_cli_shared_parse(val, dicts, why, sizeof(why)) != 0) {
         fprintf(stderr, "luacluster: --shared %s\n", why);
@@ -245,13 +269,13 @@ static int is_command(const char *s) {
 
 /* `status --watch`: the table again every second, until the master goes
  * (or Ctrl-C), as PM2's monit. */
-static int watch(const lc_options *opts, char **args) {
+static int watch(const lc_options *opts, int n, char **args) {
   int tty = isatty(STDOUT_FILENO), code;
 
   for (;;) {
     if (tty)
       fputs("\033[H\033[2J", stdout);
-    code = lc_command(opts, 1, args);
+    code = lc_command(opts, n, args);
     fflush(stdout);
     if (code != 0)
       return code;
@@ -264,13 +288,16 @@ static int watch(const lc_options *opts, char **args) {
 static int command(int argc, char **argv) {
   lc_options opts;
   lc_cli_config *cfg = NULL;
-  char *args[2], err[512];
+  char *args[3], err[512];
   int n = 0, i, watching = 0, code;
 
   lc_options_init(&opts);
   args[n++] = argv[1];
   for (i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--json") && n < 2)
+    if (!strcmp(argv[i], "--json") && n < 3)
+      args[n++] = argv[i];
+    else if (!strcmp(argv[i], "--cluster") && !strcmp(argv[1], "status") &&
+             n < 3)
       args[n++] = argv[i];
     else if (!strcmp(argv[i], "--watch") && !strcmp(argv[1], "status"))
       watching = 1;
@@ -298,7 +325,7 @@ static int command(int argc, char **argv) {
       return 1;
     }
   }
-  code = watching ? watch(&opts, args) : lc_command(&opts, n, args);
+  code = watching ? watch(&opts, n, args) : lc_command(&opts, n, args);
   lc_cli_config_free(cfg);
   return code;
 }
@@ -385,6 +412,7 @@ int main(int argc, char **argv) {
   lc_options opts;
   lc_cli_config *cfg = NULL;
   lc_runtime *rt;
+  char why[512];
   int i, code, err;
   int worker = getenv("LUACLUSTER_WORKER_ID") != NULL;
 
@@ -405,6 +433,11 @@ int main(int argc, char **argv) {
     i = parse(argc, argv, &opts, &dicts, &code);
     if (i < 0)
       return code;
+  }
+  if (!worker && lc_options_check(&opts, why, sizeof(why)) != 0) {
+    fprintf(stderr, "luacluster: %s\n", why);
+    lc_cli_config_free(cfg);
+    return 1;
   }
   if (cfg == NULL) {
     opts.script = i < argc ? argv[i] : NULL;

@@ -15,10 +15,11 @@
  *   control = "/run/app.sock"     the control socket
  *   metrics = "127.0.0.1:9100"    the Prometheus endpoint
  *   shared = {cache = "64m"}      shared dicts (--shared cache=64m)
+ *   redis = "redis://host:6379"   several hosts as one cluster (--redis)
+ *   cluster_name = "shop"         its name (--cluster-name)
  *
- * Every key is checked, and a wrong one is named with what it wants. Keys
- * for parts this build does not have yet (redis, log) are refused as such
- * rather than ignored. Only the public API is used here.
+ * Every key is checked, and a wrong one is named with what it wants. Only
+ * the public API is used here.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -485,12 +486,34 @@ const lc_cli_shared_list *lc_cli_config_shared(const lc_cli_config *cfg) {
   return &cfg->shared;
 }
 
-static int key_not_yet(lc_cli_config *cfg, lc_options *opts, char *why,
-                       size_t n) {
-  (void)cfg;
-  (void)opts;
-  snprintf(why, n, "is not supported yet by this luacluster");
-  return -1;
+/* redis and cluster_name: strings lc_options_check() takes. */
+static int key_cluster_string(lc_cli_config *cfg, lc_options *opts,
+                              const char **field, char *why, size_t n) {
+  const char *s = string_value(cfg);
+  char sub[512];
+  const char *colon;
+
+  if (s == NULL || s[0] == '\0') {
+    snprintf(why, n, "wants a string, got %s", describe(cfg->L));
+    return -1;
+  }
+  *field = s;
+  if (lc_options_check(opts, sub, sizeof(sub)) != 0) {
+    colon = strstr(sub, ": ");
+    snprintf(why, n, "%s", colon ? colon + 2 : sub);
+    return -1;
+  }
+  return 0;
+}
+
+static int key_redis(lc_cli_config *cfg, lc_options *opts, char *why,
+                     size_t n) {
+  return key_cluster_string(cfg, opts, &opts->redis_url, why, n);
+}
+
+static int key_cluster_name(lc_cli_config *cfg, lc_options *opts, char *why,
+                            size_t n) {
+  return key_cluster_string(cfg, opts, &opts->cluster_name, why, n);
 }
 
 static const struct {
@@ -514,8 +537,8 @@ static const struct {
     {"control", key_control},
     {"metrics", key_metrics},
     {"shared", key_shared},
-    /* Parts still to come: refused by name rather than ignored. */
-    {"redis", key_not_yet},
+    {"redis", key_redis},
+    {"cluster_name", key_cluster_name},
 };
 
 /* Checks the table at the top of the stack into opts. */
@@ -554,7 +577,8 @@ static int read_table(lc_cli_config *cfg, lc_options *opts, char *err,
       snprintf(err, errsize, "%s: unknown key %s (known: app, args, "
                "workers, sched, kill_timeout, listen_timeout, "
                "heartbeat_timeout, wait_ready, max_memory, max_message_size, "
-               "env, control, metrics, shared)", cfg->path, describe(L));
+               "env, control, metrics, shared, redis, cluster_name)", cfg->path,
+               describe(L));
       lua_pop(L, 1);
       return -1;
     }

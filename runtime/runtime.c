@@ -16,8 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_redis.h"
 #include "control.h"
 #include "dispatch.h"
+#include "redis_url.h"
 #include "lua_binding.h"
 #include "manager.h"
 #include "sd_notify.h"
@@ -50,6 +52,8 @@ int lc_new(lc_runtime **out, const lc_options *opts) {
   rt->opts.control_path = dup_or_null(opts->control_path);
   rt->opts.metrics = dup_or_null(opts->metrics);
   rt->opts.log_path = dup_or_null(opts->log_path);
+  rt->opts.redis_url = dup_or_null(opts->redis_url);
+  rt->opts.cluster_name = dup_or_null(opts->cluster_name);
   rt->opts.argv = NULL;
   rt->opts.argc = 0;
   if (rt->opts.max_message_size == 0)
@@ -158,6 +162,9 @@ void lc_free(lc_runtime *rt) {
   free((char *)rt->opts.control_path);
   free((char *)rt->opts.metrics);
   free((char *)rt->opts.log_path);
+  free((char *)rt->opts.redis_url);
+  free((char *)rt->opts.cluster_name);
+  free(rt->cluster_name);
   free(rt->script);
   free(rt->script_dir);
   free(rt->exe_path);
@@ -242,6 +249,54 @@ static int choose_sched(lc_runtime *rt) {
   return 0;
 }
 
+int lc_options_check(const lc_options *opts, char *why, size_t n) {
+  lc__redis_url url;
+  char sub[300];
+
+  if (opts->redis_url != NULL &&
+      lc__redis_url_parse(opts->redis_url, &url, sub, sizeof(sub)) != 0) {
+    snprintf(why, n, "--redis: %s", sub);
+    return -1;
+  }
+  if (opts->cluster_name != NULL && !lc__cluster_name_ok(opts->cluster_name)) {
+    snprintf(why, n, "--cluster-name: 1 to 64 letters, digits, '.', '_' or "
+             "'-', got \"%.100s\"", opts->cluster_name);
+    return -1;
+  }
+  return 0;
+}
+
+/* A master's cluster (--redis): the options checked, and the name it goes
+ * by (the script's file name without ".lua" when none is given). */
+static int choose_cluster(lc_runtime *rt) {
+  char why[400], name[LC__CLUSTER_NAME_MAX + 1];
+  const char *base;
+  size_t len, i;
+
+  if (lc_options_check(&rt->opts, why, sizeof(why)) != 0) {
+    fprintf(stderr, "luacluster: %s\n", why);
+    return -1;
+  }
+  if (rt->opts.redis_url == NULL)
+    return 0;
+  if (rt->opts.cluster_name != NULL) {
+    rt->cluster_name = strdup(rt->opts.cluster_name);
+    return rt->cluster_name != NULL ? 0 : -1;
+  }
+  base = strrchr(rt->script, '/');
+  base = base ? base + 1 : rt->script;
+  len = strlen(base);
+  if (len > 4 && strcmp(base + len - 4, ".lua") == 0)
+    len -= 4;
+  if (len > LC__CLUSTER_NAME_MAX)
+    len = LC__CLUSTER_NAME_MAX;
+  for (i = 0; i < len; i++)
+    name[i] = strchr(LC__CLUSTER_NAME_CHARS, base[i]) ? base[i] : '_';
+  name[len] = '\0';
+  rt->cluster_name = strdup(len > 0 ? name : "luacluster");
+  return rt->cluster_name != NULL ? 0 : -1;
+}
+
 /* What the core needs from the options, the script and the environment. */
 static void fill_core(lc_runtime *rt) {
   lc__core *core = &rt->core;
@@ -258,6 +313,8 @@ static void fill_core(lc_runtime *rt) {
   core->opts.log_path = rt->opts.log_path;
   core->opts.min_uptime_ms = rt->opts.min_uptime_ms;
   core->opts.max_restarts = rt->opts.max_restarts;
+  core->opts.redis_url = rt->opts.redis_url;
+  core->opts.cluster_name = rt->cluster_name;
   core->script = rt->script;
   core->args = rt->args;
   core->nargs = rt->nargs;
@@ -323,7 +380,8 @@ static int setup(lc_runtime *rt) {
   if (uv_exepath(exe, &len) != 0)
     snprintf(exe, sizeof(exe), "luacluster");
   rt->exe_path = strdup(exe);
-  if (resolve_script(rt, script) != 0 || choose_sched(rt) != 0)
+  if (resolve_script(rt, script) != 0 || choose_sched(rt) != 0 ||
+      (rt->core.role != LC__ROLE_WORKER && choose_cluster(rt) != 0))
     return -1;
   fill_core(rt);
   return 0;

@@ -45,6 +45,7 @@ describe("luacluster check", function()
         wait_ready = false, max_memory = "256M", max_message_size = 1048576,
         env = { GREETING = "hi", DEBUG = false, LEVEL = 3 },
         control = "/tmp/x.sock", metrics = "127.0.0.1:9100",
+        redis = "redis://user:p%40ss@[::1]:6380/2", cluster_name = "shop-eu.1",
       }
     ]])
     local code, out, err = run("check", path)
@@ -83,7 +84,11 @@ describe("luacluster check", function()
     { 'return { app = "app.lua", shared = { cache = "1k" } }', "shared: cache: a shared dict's size is from 32k to 128g, got 1024 bytes" },
     { 'return { app = "app.lua", shared = { ["my cache"] = "1m" } }', 'shared: bad name "my cache" %(1 to 64 letters, digits, _ or %-' },
     { 'return { app = "app.lua", shared = { "1m" } }', "shared: wants dict names as keys, got 1" },
-    { 'return { app = "app.lua", redis = "127.0.0.1:6379" }', "redis: is not supported yet" },
+    { 'return { app = "app.lua", redis = "127.0.0.1:6379" }', "redis: a Redis URL looks like redis://%[user:password@%]host%[:port%]%[/db%]" },
+    { 'return { app = "app.lua", redis = "redis://h:99999" }', "redis: .*the port is a number from 1 to 65535" },
+    { 'return { app = "app.lua", redis = "rediss://h" }', "redis: .*TLS%) is not supported" },
+    { 'return { app = "app.lua", redis = 6379 }', "redis: wants a string, got 6379" },
+    { 'return { app = "app.lua", redis = "redis://h", cluster_name = "my shop" }', "cluster_name: 1 to 64 letters, digits" },
     { 'return { app = "app.lua", log = 5 }', "log: wants a file path, got 5" },
     { 'return { app = "app.lua", min_uptime = "1s" }', 'min_uptime: wants milliseconds' },
     { 'return { app = "app.lua", max_restarts = -1 }', "max_restarts: wants a count" },

@@ -653,6 +653,27 @@ int lc__channel_send_ref(lc__channel *ch, int type, const void *payload,
   return 0;
 }
 
+int lc__channel_send_parts(lc__channel *ch, int type, const void *head,
+                           size_t head_len, const void *body, size_t body_len,
+                           lc__channel_release_cb release, void *arg) {
+  size_t len = head_len + body_len;
+  int err;
+
+  if (len < head_len)
+    return UV_EMSGSIZE;
+  if ((err = channel_prepare(ch, len, head_len + (release ? 0 : body_len),
+                             -1)) != 0)
+    return err;
+  channel_put_header(ch, type, len);
+  out_append(ch, head, head_len);
+  if (release == NULL)
+    out_append(ch, body, body_len);
+  else
+    seg_push(ch, body_len > 0 ? body : "", body_len, release, arg);
+  channel_queued(ch);
+  return 0;
+}
+
 int lc__channel_send_message(lc__channel *ch, int type, const void *data,
                              size_t len, lc__channel_release_cb release,
                              void *arg) {

@@ -155,6 +155,12 @@ int lc__channel_send_message(lc__channel *ch, int type, const void *data,
                              size_t len, lc__channel_release_cb release,
                              void *arg);
 
+/* A frame whose payload is head (copied) followed by body: copied too when
+ * release is NULL, else written from where it is, as with send_ref. */
+int lc__channel_send_parts(lc__channel *ch, int type, const void *head,
+                           size_t head_len, const void *body, size_t body_len,
+                           lc__channel_release_cb release, void *arg);
+
 /* lc__channel_send() of a control record, type CONTROL or (fd >= 0) HANDLE. */
 int lc__channel_send_control(lc__channel *ch, const lc__control *c, int fd);
 

@@ -117,10 +117,17 @@ int lc__control_command(const char *control_path, const char *script,
   char path[PATH_MAX], line[64];
   const char *cmd = argc > 0 ? argv[0] : "";
   char *reply, *text;
-  int json = argc > 1 && strcmp(argv[1], "--json") == 0, ok, i;
+  int json = 0, cluster = 0, ok, i;
 
+  for (i = 1; i < argc && strcmp(cmd, "status") == 0; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else if (strcmp(argv[i], "--cluster") == 0)
+      cluster = 1;
+  }
   if (strcmp(cmd, "status") == 0)
-    snprintf(line, sizeof(line), json ? "status json\n" : "status\n");
+    snprintf(line, sizeof(line), "status%s%s\n", cluster ? " cluster" : "",
+             json ? " json" : "");
   else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 ||
            strcmp(cmd, "upgrade") == 0)
     snprintf(line, sizeof(line), "%s\n", cmd);
@@ -129,7 +136,8 @@ int lc__control_command(const char *control_path, const char *script,
            strlen(argv[1]) <= 4 && atoi(argv[1]) > 0)
     snprintf(line, sizeof(line), "scale %d\n", atoi(argv[1]));
   else {
-    fprintf(stderr, "luacluster: usage: luacluster status [--json] | reload "
+    fprintf(stderr, "luacluster: usage: luacluster status [--json] "
+                    "[--cluster] | reload "
                     "| upgrade | stop | scale N  [app.lua]\n");
     return 1;
   }

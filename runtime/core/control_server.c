@@ -2,8 +2,8 @@
  * control_server.c - the managed master's control socket.
  *
  * `luacluster status|reload|stop|scale` (control_client.c) connect to it.
- * The protocol is one line in ("status", "status json", "reload", "stop",
- * "scale N") and a reply whose first line is OK or ERR. A request is at
+ * The protocol is one line in ("status", "status json", "status cluster",
+ * "status cluster json", "reload", "stop", "scale N") and a reply whose first line is OK or ERR. A request is at
  * most 255 bytes, arrives within 5 s of connecting, holds no NUL, and is
  * exactly one of those (no "scale 2abc"); anything else gets an ERR line
  * and a close.
@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cluster_redis.h"
 #include "control.h"
 #include "manager.h"
 
@@ -56,6 +57,7 @@ static void client_on_close(uv_handle_t *handle) {
   if (client->m->reload.waiter == client)
     client->m->reload.waiter = NULL;
   lc__upgrade_forget(client->m, client);
+  lc__cluster_status_forget(client->m->core, client);
   free(client);
 }
 
@@ -164,11 +166,9 @@ static void errored_row(lc__buf *out, int json, const lc__slot *slot,
   lc__buf_puts(out, row);
 }
 
-static void reply_status(lc__control_client *client, int json) {
-  lc__manager *m = client->m;
+void lc__control_status(lc__manager *m, int json, lc__buf *out) {
   uint64_t now;
   lc__retiree *r;
-  lc__buf out = LC__BUF_INIT;
   char head[256];
   int i, first = 1;
 
@@ -190,24 +190,34 @@ static void reply_status(lc__control_client *client, int json) {
                                                              : "",
              "id", "instance", "pid", "state", "uptime", "restarts", "rss",
              "cpu", "requests");
-  lc__buf_puts(&out, head);
+  lc__buf_puts(out, head);
   for (i = 0; i < m->nslots; i++) {
     lc__slot *slot = m->slots[i];
     if (slot->w == NULL && slot->incoming == NULL && !slot->removed &&
         (slot->errored || slot->fatal))
-      errored_row(&out, json, slot, &first);
+      errored_row(out, json, slot, &first);
     if (slot->w != NULL)
-      status_row(&out, json, slot, slot->w, &slot->sample, now, &first);
+      status_row(out, json, slot, slot->w, &slot->sample, now, &first);
     if (slot->incoming != NULL)
-      status_row(&out, json, slot, slot->incoming, &slot->incoming_sample,
+      status_row(out, json, slot, slot->incoming, &slot->incoming_sample,
                  now, &first);
   }
   for (r = m->retirees; r != NULL; r = r->next)
-    status_row(&out, json, NULL, r->w, NULL, now, &first);
-  lc__buf_puts(&out, json ? "]}" : "");
+    status_row(out, json, NULL, r->w, NULL, now, &first);
+  lc__buf_puts(out, json ? "]}" : "");
+}
+
+static void reply_status(lc__control_client *client, int json) {
+  lc__buf out = LC__BUF_INIT;
+
+  lc__control_status(client->m, json, &out);
   lc__buf_append(&out, "", 1);
   lc__control_reply(client, 1, lc__buf_data(&out));
   lc__buf_free(&out);
+}
+
+static void on_cluster_status(void *arg, int ok, const char *text) {
+  lc__control_reply(arg, ok, text);
 }
 
 /* "scale N": N is digits only, 1 to 4096; -1 otherwise. */
@@ -232,6 +242,9 @@ static void handle_request(lc__control_client *client, char *line) {
 
   if (strcmp(line, "status") == 0 || strcmp(line, "status json") == 0) {
     reply_status(client, line[6] == ' ');
+  } else if (strcmp(line, "status cluster") == 0 ||
+             strcmp(line, "status cluster json") == 0) {
+    lc__cluster_status(m->core, line[14] == ' ', on_cluster_status, client);
   } else if (strcmp(line, "reload") == 0) {
     lc__manager_reload(m, client);
   } else if (strcmp(line, "upgrade") == 0) {

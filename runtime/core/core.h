@@ -76,6 +76,9 @@ typedef struct lc__core_options {
   unsigned max_restarts;         /* quick failures before "errored"; 0: none */
   unsigned ipc_spin_us;          /* channels may poll this long for an answer
                                     (LUACLUSTER_IPC_SPIN_US, default 50) */
+  const char *redis_url;         /* --redis: masters of several hosts meet
+                                    there (cluster_redis.h), or NULL */
+  const char *cluster_name;      /* and the cluster's name */
 } lc__core_options;
 
 typedef struct lc__supervisor lc__supervisor;
@@ -92,6 +95,8 @@ typedef struct lc__activation lc__activation;
 typedef struct lc__upgrade lc__upgrade;
 typedef struct lc__metrics lc__metrics;
 typedef struct lc__dicts lc__dicts;
+typedef struct lc__bus lc__bus;
+typedef struct lc__cluster lc__cluster;
 
 /* Requests a process served, and how long they took (the heartbeat carries
  * them to the master for its metrics). */
@@ -129,6 +134,8 @@ typedef struct lc__core {
 
   lc__supervisor *sup;    /* master: the worker table */
   lc__dispatch *dispatch; /* master: shared listening sockets */
+  lc__bus *bus;           /* master: cluster messaging's router (bus.h) */
+  lc__cluster *cluster;   /* master with --redis: the other hosts */
   lc__worker_link *link;  /* worker: the channel to the master */
   lc__manager *manager;   /* managed mode: the policy over the workers */
   lc__tcp *tcp;           /* servers and connections */

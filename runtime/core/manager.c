@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_redis.h"
 #include "manager.h"
 #include "sd_notify.h"
 #include "shared_dicts.h"
@@ -470,6 +471,7 @@ static const lc__worker_events manager_worker_events = {
     managed_worker_on_error,
     NULL,
     NULL,
+    NULL,
     NULL};
 
 /* Health -------------------------------------------------------------------------- */
@@ -647,6 +649,7 @@ void lc__manager_stop(lc__manager *m, const char *why) {
   lc__notify(m->core, "STOPPING=1\nSTATUS=stopping (%s)", why);
   /* Refuse new connections now; the workers finish what they have. */
   lc__dispatch_stop(m->core);
+  lc__cluster_leave(m->core);
   if (m->reload.active) {
     m->reload.active = 0;
     if (m->reload.waiter != NULL)

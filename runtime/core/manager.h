@@ -109,5 +109,7 @@ int lc__control_listen_on(lc__manager *m);
 void lc__control_close(lc__manager *m);
 /* Answers a client ("OK\n..." or "ERR\n...") and closes it. */
 void lc__control_reply(lc__control_client *client, int ok, const char *text);
+/* The `status` table, or its JSON, appended to out. */
+void lc__control_status(lc__manager *m, int json, lc__buf *out);
 
 #endif

@@ -50,7 +50,11 @@ int lc__supervisor_init(lc__core *core) {
   if (core->sup == NULL)
     return UV_ENOMEM;
   core->sup->next_id = 1;
-  return lc__core_on_close(core, supervisor_free, core);
+  if (lc__core_on_close(core, supervisor_free, core) != 0) {
+    supervisor_free(core);
+    return UV_ENOMEM;
+  }
+  return lc__bus_init(core);
 }
 
 /* Frees the struct once no owner, process handle or channel holds it. */
@@ -141,6 +145,10 @@ static void worker_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
       w->ev->on_message(w, f->type, f->payload, f->payload_len);
     return;
   }
+  if (f->type == LC__FRAME_BUS && fd == -1) {
+    lc__bus_on_frame(w, f->payload, f->payload_len);
+    return;
+  }
   worker_messages_end(w);
   if (f->type == LC__FRAME_STATS && fd < 0 &&
       f->payload_len == sizeof(w->stats)) {
@@ -179,6 +187,7 @@ static void worker_on_close(lc__channel *ch, int err, const char *reason) {
     w->state = LC__W_DISCONNECTED;
   lc__dispatch_worker_gone(w);
   lc__dispatch_channel_closed(w);
+  lc__bus_worker_gone(w);
   /* A worker that died with our writes pending shows as EPIPE: an end. */
   if (err != 0 && err != UV_EOF && err != UV_EPIPE && err != UV_ECONNRESET) {
     lc__log(LC__LOG_WARN, "worker %d (pid %d): channel closed: %s (%s)",

@@ -9,6 +9,7 @@
 #ifndef LC_SUPERVISOR_H
 #define LC_SUPERVISOR_H
 
+#include "bus.h"
 #include "channel.h"
 #include "core.h"
 
@@ -40,6 +41,11 @@ typedef struct lc__worker_events {
    * other event of this worker, and after each read. Owners that hand
    * messages on in batches do it here. Optional. */
   void (*on_messages_end)(lc__worker *w);
+  /* Cluster messaging the master's app hears (bus.h): a REQUEST or REPLY
+   * from w, or a PUBLISH from w to a topic the master subscribed to; in
+   * order with w's messages. Optional: without it the master answers
+   * requests with an error. */
+  void (*on_bus)(lc__worker *w, const lc__bus_record *rec);
 } lc__worker_events;
 
 typedef struct lc__worker_spec {

@@ -104,6 +104,22 @@ static void link_messages_end(lc__worker_link *link) {
     link->ev->on_messages_end(link->ev_arg);
 }
 
+/* A bus record from the master: only what a master sends a worker. */
+static void link_on_bus(lc__worker_link *link, const lc__frame *f) {
+  lc__bus_record rec;
+  int err = lc__bus_parse(f->payload, f->payload_len, &rec);
+
+  if (err == 0 && rec.op != LC__BUS_PUBLISH && rec.op != LC__BUS_REQUEST &&
+      rec.op != LC__BUS_REPLY)
+    err = LC__BUS_EOP;
+  if (err != 0) {
+    lc__channel_close(&link->channel, UV_EPROTO, lc__bus_strerror(err));
+    return;
+  }
+  if (link->ev != NULL && link->ev->on_bus != NULL && !link->core->exiting)
+    link->ev->on_bus(link->ev_arg, &rec);
+}
+
 static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
   lc__worker_link *link = ch->data;
   lc__control c;
@@ -118,6 +134,10 @@ static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
     }
     if (link->ev != NULL && !link->core->exiting)
       link->ev->on_message(link->ev_arg, f->type, f->payload, f->payload_len);
+    return;
+  }
+  if (f->type == LC__FRAME_BUS && fd == -1) {
+    link_on_bus(link, f);
     return;
   }
   link_messages_end(link);
@@ -215,6 +235,13 @@ int lc__link_send(lc__core *core, int type, const char *data, size_t len,
     return UV_ENOTCONN;
   return lc__channel_send_message(&core->link->channel, type, data, len,
                                   release, arg);
+}
+
+int lc__link_send_bus(lc__core *core, const lc__bus_record *rec,
+                      lc__channel_release_cb release, void *arg) {
+  if (core->link == NULL)
+    return UV_ENOTCONN;
+  return lc__bus_send(&core->link->channel, rec, release, arg);
 }
 
 int lc__link_send_control(lc__core *core, const lc__control *c) {

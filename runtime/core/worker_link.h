@@ -8,6 +8,7 @@
 #ifndef LC_WORKER_LINK_H
 #define LC_WORKER_LINK_H
 
+#include "bus.h"
 #include "channel.h"
 #include "core.h"
 
@@ -22,6 +23,9 @@ typedef struct lc__link_events {
   /* The messages since the last call are all there is for now: before
    * anything else the master's frames cause, and after each read. */
   void (*on_messages_end)(void *arg);
+  /* Cluster messaging from the master (bus.h): a PUBLISH to a topic this
+   * worker subscribed to, a REQUEST or a REPLY; in order with messages. */
+  void (*on_bus)(void *arg, const lc__bus_record *rec);
 } lc__link_events;
 
 /* Opens the link on the inherited channel descriptor fd. */
@@ -34,6 +38,9 @@ void lc__link_set_events(lc__core *core, const lc__link_events *ev,
 int lc__link_send(lc__core *core, int type, const char *data, size_t len,
                   lc__channel_release_cb release, void *arg);
 int lc__link_send_control(lc__core *core, const lc__control *c);
+/* A bus record to the master (lc__bus_send); errors as lc__link_send. */
+int lc__link_send_bus(lc__core *core, const lc__bus_record *rec,
+                      lc__channel_release_cb release, void *arg);
 /* Asks the master to disconnect this worker (cluster.worker:disconnect()). */
 void lc__link_disconnect(lc__core *core);
 /* The worker was told to stop (SIGTERM/SIGINT no listener took): it drains

@@ -69,6 +69,7 @@ struct lc_runtime {
   char **args;       /* script arguments */
   int nargs;
   char *exe_path;    /* this executable, as argv[0] for workers */
+  char *cluster_name; /* a master's cluster (--redis), as resolved */
   lc__preload *preloads;
   lc__hook *hooks;
   lc__dict_decl *dicts; /* in the order declared */
@@ -93,6 +94,8 @@ struct lc_runtime {
     size_t n, cap;
   } dead_refs; /* registry refs to drop from the loop (lc__lua_unref) */
   lc__codec codec;    /* the message codec */
+  int bus_record_ref; /* core.BUS: the metatable of bus records */
+  int bus_ref;        /* what hears other hosts' publishes (a master) */
 };
 
 /* The runtime a binding function runs for (its upvalue 1). */
@@ -179,6 +182,7 @@ void lc__core_dns(lua_State *L, lc_runtime *rt);
 void lc__core_tcp_client(lua_State *L, lc_runtime *rt);
 void lc__core_http_client(lua_State *L, lc_runtime *rt);
 void lc__core_cosocket(lua_State *L, lc_runtime *rt);
+void lc__core_bus(lua_State *L, lc_runtime *rt);
 /* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
 int lc__lua_loop_end(lc_runtime *rt);
 /* process.exitCode after the "exit" event, at a natural end. */
@@ -209,6 +213,22 @@ int lc__message_decode(lc_runtime *rt, lua_State *L, int type,
 
 /* lua_cluster.c: a worker's channel, as Lua sees it ---------------------- */
 int lc__lua_link_open(lc_runtime *rt);
+/* What lua_bus.c shares with it: the core worker behind the Worker handle
+ * at idx (a Lua error if closed); the hard cap on what may wait for a peer
+ * (worker id, 0 for the master); a send error raised in words; and, after
+ * a send to the master, pushing whether its backlog is below the
+ * high-water mark (else "drain" follows). */
+struct lc__worker *lc__lua_check_worker(lua_State *L, int idx);
+void lc__lua_check_backlog(lua_State *L, uint64_t backlog, int id);
+void lc__lua_send_error(lua_State *L, int err, size_t len);
+int lc__lua_link_pushed(lua_State *L, lc_runtime *rt);
+
+/* lua_bus.c: cluster messaging ------------------------------------------- */
+struct lc__bus_record;
+/* Pushes a bus record that arrived as a table marked core.BUS (0), or the
+ * reason its message does not decode (-1). */
+int lc__lua_bus_push(lc_runtime *rt, lua_State *L,
+                     const struct lc__bus_record *rec);
 
 /* lua_handle.c: C objects behind Lua userdata (luv's rules) ------------- */
 

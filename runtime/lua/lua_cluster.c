@@ -146,7 +146,7 @@ static void sendq_free(lc_runtime *rt, lc__sendq *q) {
 
 /* Refuses a send while the hard cap's worth is waiting to be written to
  * worker `id` (0: the master). */
-static void check_backlog(lua_State *L, uint64_t backlog, int id) {
+void lc__lua_check_backlog(lua_State *L, uint64_t backlog, int id) {
   char why[200], to[32];
 
   if (backlog < SEND_HARD_CAP)
@@ -162,7 +162,7 @@ static void check_backlog(lua_State *L, uint64_t backlog, int id) {
   luaL_error(L, "%s", why);
 }
 
-static void send_error(lua_State *L, int err, size_t len) {
+void lc__lua_send_error(lua_State *L, int err, size_t len) {
   char why[160];
 
   if (err == UV_EMSGSIZE)
@@ -240,6 +240,26 @@ static void worker_on_message(lc__worker *w, int type, const char *data,
   batch_add(rt->L, &lw->batch);
 }
 
+static void worker_on_bus(lc__worker *w, const lc__bus_record *rec) {
+  lc__lua_worker *lw = lua_worker(w);
+  lc_runtime *rt;
+
+  if (lw == NULL || lw->base.rt->core.exiting) {
+    if (rec->op == LC__BUS_REQUEST)
+      lc__bus_refuse(w, rec->id); /* no one here to answer it */
+    return;
+  }
+  rt = lw->base.rt;
+  if (lc__lua_bus_push(rt, rt->L, rec) != 0) {
+    lc__log(LC__LOG_WARN, "worker %d sent a message that does not decode (%s)",
+            w->id, lua_tostring(rt->L, -1));
+    lua_pop(rt->L, 1);
+    lc__channel_close(&w->channel, UV_EPROTO, "message does not decode");
+    return;
+  }
+  batch_add(rt->L, &lw->batch);
+}
+
 static void worker_on_messages_end(lc__worker *w) {
   lc__lua_worker *lw = lua_worker(w);
 
@@ -302,7 +322,8 @@ static void worker_on_exit(lc__worker *w, int64_t code, int signum) {
 static const lc__worker_events lua_worker_events = {
     worker_on_online,       worker_on_listening, worker_on_message,
     worker_on_disconnect,   worker_on_exit,      worker_on_error,
-    NULL,                   worker_on_written,   worker_on_messages_end};
+    NULL,                   worker_on_written,   worker_on_messages_end,
+    worker_on_bus};
 
 static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
   return lc__lua_handle_check(L, idx, &worker_type);
@@ -310,6 +331,10 @@ static lc__lua_worker *check_lua_worker(lua_State *L, int idx) {
 
 static lc__worker *check_worker(lua_State *L, int idx) {
   return check_lua_worker(L, idx)->w;
+}
+
+lc__worker *lc__lua_check_worker(lua_State *L, int idx) {
+  return check_worker(L, idx);
 }
 
 /* Copies a Lua array of strings; NULL on a non-table. */
@@ -418,12 +443,12 @@ static int worker_send(lua_State *L) {
   int err, below;
 
   luaL_checkany(L, 2);
-  check_backlog(L, lc__channel_backlog(&w->channel), w->id);
+  lc__lua_check_backlog(L, lc__channel_backlog(&w->channel), w->id);
   lc__message_encode(L, lc__lua_rt(L), 2, &m);
   err = lc__worker_send(w, m.type, m.data, m.len, m.release, m.arg);
   if (err) {
     lc__message_unkeep(&m);
-    send_error(L, err, m.len);
+    lc__lua_send_error(L, err, m.len);
   }
   if (lua_isfunction(L, 3)) {
     sendq_push(L, &lw->sendq, w->channel.queued, 3);
@@ -499,6 +524,21 @@ static void link_on_message(void *arg, int type, const char *data,
   batch_add(L, &ll->batch);
 }
 
+static void link_on_bus(void *arg, const lc__bus_record *rec) {
+  lc__lua_link *ll = arg;
+  lc_runtime *rt = ll->rt;
+  lua_State *L = rt->L;
+
+  if (lc__lua_bus_push(rt, L, rec) != 0) {
+    lc__log(LC__LOG_ERROR, "master sent a message that does not decode (%s)",
+            lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lc__link_fail(&rt->core, "message does not decode");
+    return;
+  }
+  batch_add(L, &ll->batch);
+}
+
 static void link_on_messages_end(void *arg) {
   lc__lua_link *ll = arg;
 
@@ -528,7 +568,7 @@ static void link_on_disconnect(void *arg) {
 
 static const lc__link_events lua_link_events = {
     link_on_message, link_on_written, link_on_disconnect,
-    link_on_messages_end};
+    link_on_messages_end, link_on_bus};
 
 static void link_free(void *arg) {
   lc_runtime *rt = arg;
@@ -555,24 +595,29 @@ int lc__lua_link_open(lc_runtime *rt) {
 static int core_send(lua_State *L) {
   lc_runtime *rt = lc__lua_rt(L);
   lc__lua_msg m;
-  int err, below;
+  int err;
 
   luaL_checkany(L, 1);
   if (!lc__link_connected(&rt->core) || rt->link == NULL)
     return luaL_error(L, "cannot send message: not connected to a master");
-  check_backlog(L, lc__link_backlog(&rt->core), 0);
+  lc__lua_check_backlog(L, lc__link_backlog(&rt->core), 0);
   lc__message_encode(L, rt, 1, &m);
   err = lc__link_send(&rt->core, m.type, m.data, m.len, m.release, m.arg);
   if (err) {
     lc__message_unkeep(&m);
-    send_error(L, err, m.len);
+    lc__lua_send_error(L, err, m.len);
   }
   if (lua_isfunction(L, 2)) {
     sendq_push(L, &rt->link->sendq, lc__link_queued(&rt->core), 2);
     lc__link_kick(&rt->core);
   }
-  below = lc__link_backlog(&rt->core) <= SEND_HIGH_WATER;
-  if (!below)
+  return lc__lua_link_pushed(L, rt);
+}
+
+int lc__lua_link_pushed(lua_State *L, lc_runtime *rt) {
+  int below = lc__link_backlog(&rt->core) <= SEND_HIGH_WATER;
+
+  if (!below && rt->link != NULL)
     rt->link->want_drain = 1;
   lua_pushboolean(L, below);
   return 1;

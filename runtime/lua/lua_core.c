@@ -89,6 +89,7 @@ int lc__open_core(lua_State *L) {
   lc__core_signals(L, rt);
   lc__core_message(L, rt);
   lc__core_cluster(L, rt);
+  lc__core_bus(L, rt);
   lc__core_net(L, rt);
   lc__core_http(L, rt);
   lc__core_dns(L, rt);

@@ -330,7 +330,7 @@ lua_State *lc__lua_open(lc_runtime *rt) {
     return NULL;
   rt->L = L;
   rt->dispatcher_ref = rt->process_ref = rt->worker_ref = LUA_NOREF;
-  rt->waker_ref = LUA_NOREF;
+  rt->waker_ref = rt->bus_record_ref = rt->bus_ref = LUA_NOREF;
   rt->http_names_ref = LUA_NOREF;
   memset(rt->event_names, 0, sizeof(rt->event_names));
   lua_pushcfunction(L, traceback);

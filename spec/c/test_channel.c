@@ -854,6 +854,44 @@ static void referenced_payloads_arrive_in_order_and_go_back_once(void) {
   CHECK_EQ_INT(harness_close(&h), 0);
 }
 
+/* A frame in two parts (a bus record's head and its body) arrives as one
+ * payload, the body copied or written from where it is. */
+static void frames_in_two_parts_arrive_whole(void) {
+  harness h;
+  peer a, b;
+  owned big = {NULL, 200 * 1024, 0, 0, NULL};
+
+  harness_init(&h);
+  open_pair(&h, &a, &b);
+  big.data = malloc(big.len);
+  memset(big.data, 'B', big.len);
+  CHECK_EQ_INT(lc__channel_send_parts(&a.ch, LC__FRAME_BUS, "HEAD", 4, "body",
+                                      4, NULL, NULL), 0);
+  CHECK_EQ_INT(lc__channel_send_parts(&a.ch, LC__FRAME_BUS, "head", 4,
+                                      big.data, big.len, release_owned, &big),
+               0);
+  CHECK_EQ_INT(lc__channel_send_parts(&a.ch, LC__FRAME_BUS, "only", 4, NULL,
+                                      0, NULL, NULL), 0);
+  CHECK_EQ_INT(lc__channel_send(&a.ch, LC__FRAME_STRING, "after", 5, -1), 0);
+  RUN_UNTIL(&h, b.frames == 4);
+  CHECK_EQ_INT(b.types[0], LC__FRAME_BUS);
+  CHECK_EQ_STR(b.texts[0], "HEADbody");
+  CHECK_EQ_INT(b.lens[1], 4 + big.len);
+  CHECK(strncmp(b.texts[1], "headBBBB", 8) == 0);
+  CHECK_EQ_STR(b.texts[2], "only");
+  CHECK_EQ_STR(b.texts[3], "after");
+  RUN_UNTIL(&h, big.released == 1);
+  /* over the limit, head and body together: nothing is queued */
+  CHECK_EQ_INT(lc__channel_send_parts(&a.ch, LC__FRAME_BUS, "h", 1, big.data,
+                                      MAX_PAYLOAD, release_owned, &big),
+               UV_EMSGSIZE);
+  lc__channel_close(&a.ch, 0, "done");
+  RUN_UNTIL(&h, a.releases == 1 && b.releases == 1);
+  CHECK_EQ_INT(big.released, 1);
+  free(big.data);
+  CHECK_EQ_INT(harness_close(&h), 0);
+}
+
 static void unwritten_referenced_payloads_go_back_when_the_channel_ends(void) {
   harness h;
   peer a, b;
@@ -1002,6 +1040,7 @@ int main(void) {
   RUN(closing_one_end_gives_the_other_eof);
   RUN(on_written_reports_the_total_and_never_runs_inside_send);
   RUN(referenced_payloads_arrive_in_order_and_go_back_once);
+  RUN(frames_in_two_parts_arrive_whole);
   RUN(unwritten_referenced_payloads_go_back_when_the_channel_ends);
   RUN(big_frames_are_read_into_one_kept_buffer);
   RUN(a_send_from_on_written_does_not_wait_for_an_event);

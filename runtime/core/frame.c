@@ -32,7 +32,7 @@ int lc__frame_parse(const char *data, size_t len, size_t max_payload,
     return LC__FRAME_EMAGIC;
   if (len >= 2 && p[1] != 'C')
     return LC__FRAME_EMAGIC;
-  if (len >= 3 && (p[2] < LC__FRAME_MESSAGE || p[2] > LC__FRAME_STRING))
+  if (len >= 3 && (p[2] < LC__FRAME_MESSAGE || p[2] > LC__FRAME_TLS_KEYS))
     return LC__FRAME_ETYPE;
   if (len >= 4 && p[3] != 0)
     return LC__FRAME_ETYPE;

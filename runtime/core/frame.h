@@ -4,7 +4,8 @@
  * Every frame on a master<->worker channel is an 8-byte header and a payload:
  *
  *   0   'L' 'C'        magic: a peer that writes anything else is garbage
- *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE, _STATS or _STRING
+ *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE, _STATS, _STRING
+ *                      or _TLS_KEYS
  *   3   flags          0 (reserved)
  *   4   length         payload bytes, big-endian uint32
  *
@@ -13,6 +14,8 @@
  * value is a string, a STRING frame carrying its bytes as they are. CONTROL
  * and HANDLE payloads are an lc__control record. A HANDLE frame also carries
  * one descriptor, attached (SCM_RIGHTS) to the write that starts the frame.
+ * A TLS_KEYS frame (master -> worker) carries the session ticket keys
+ * (tls.h).
  */
 #ifndef LC_FRAME_H
 #define LC_FRAME_H
@@ -29,7 +32,9 @@ enum lc__frame_type {
   /* worker -> master, after each PONG: an lc__req_stats (core.h) */
   LC__FRAME_STATS = 4,
   /* a user message that is a plain string: its bytes as they are */
-  LC__FRAME_STRING = 5
+  LC__FRAME_STRING = 5,
+  /* master -> worker: TLS session ticket keys (tls_tickets.c) */
+  LC__FRAME_TLS_KEYS = 6
 };
 
 typedef struct lc__frame {

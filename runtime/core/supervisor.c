@@ -22,6 +22,7 @@
 #include "shared_dicts.h"
 #include "message.h"
 #include "supervisor.h"
+#include "tls.h"
 
 extern char **environ;
 
@@ -352,6 +353,19 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
   return err;
 }
 
+/* The TLS session ticket keys go first: the worker has them before any
+ * connection reaches it (tls_tickets.c). */
+static void worker_send_ticket_keys(lc__worker *w) {
+  char keys[LC__TLS_KEYS_PAYLOAD];
+
+  if (lc__tls_tickets_payload(w->core, keys) == 0)
+    lc__channel_send(&w->channel, LC__FRAME_TLS_KEYS, keys, sizeof(keys), -1);
+  else
+    lc__log(LC__LOG_WARN, "worker %d: no TLS ticket keys to give it: its "
+            "TLS sessions resume on itself only", w->id);
+  explicit_bzero(keys, sizeof(keys));
+}
+
 int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
                      const lc__worker_events *ev, void *data,
                      lc__worker **out) {
@@ -388,8 +402,10 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   core->sup->alive++;
   err = lc__channel_open(&core->loop, &w->channel, sv[0],
                          core->opts.max_message_size, &worker_channel_cb, w);
-  if (err == 0)
+  if (err == 0) {
     lc__channel_set_spin(&w->channel, core->opts.ipc_spin_us);
+    worker_send_ticket_keys(w);
+  }
   if (err) {
     /* A worker without a channel is of no use: it goes, and its exit is
      * reported as any other. */
@@ -435,6 +451,15 @@ int lc__worker_kill(lc__worker *w, int signum) {
     return UV_ESRCH;
   lc__dispatch_worker_gone(w);
   return uv_process_kill(&w->process, signum);
+}
+
+void lc__workers_broadcast(lc__core *core, int type, const void *payload,
+                           size_t len) {
+  lc__worker *w;
+
+  for (w = core->sup ? core->sup->workers : NULL; w != NULL; w = w->next)
+    if (w->channel.state == LC__CHANNEL_OPEN)
+      lc__channel_send(&w->channel, type, payload, len, -1);
 }
 
 void lc__workers_signal(lc__core *core, int signum) {

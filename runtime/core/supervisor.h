@@ -105,6 +105,10 @@ int lc__worker_send(lc__worker *w, int type, const char *data, size_t len,
 /* Graceful: no new connections; the worker finishes and disconnects. */
 void lc__worker_disconnect(lc__worker *w);
 int lc__worker_kill(lc__worker *w, int signum);
+/* Sends a frame (not a user message) to every worker whose channel is
+ * open. */
+void lc__workers_broadcast(lc__core *core, int type, const void *payload,
+                           size_t len);
 /* Sends signum to every live worker (SIGUSR1: they reopen their logs). */
 void lc__workers_signal(lc__core *core, int signum);
 int lc__worker_connected(const lc__worker *w);

@@ -47,6 +47,10 @@ const char *lc__tls_err_name(int err, char *buf, size_t size);
 
 /* Contexts ------------------------------------------------------------------- */
 
+/* Protocol versions (OpenSSL's numbers). */
+#define LC__TLS1_2 0x0303
+#define LC__TLS1_3 0x0304
+
 /* What a context is made of. PEM strings are taken as they are (not
  * paths). Fields a role does not use are ignored. */
 typedef struct lc__tls_options {
@@ -61,7 +65,7 @@ typedef struct lc__tls_options {
   size_t ca_len;
   const char *ciphers;      /* TLS 1.2 cipher list; NULL: OpenSSL's */
   const char *ciphersuites; /* TLS 1.3 suites; NULL: OpenSSL's */
-  int min_version;     /* TLS1_2_VERSION (the default) or TLS1_3_VERSION */
+  int min_version;     /* LC__TLS1_2 (the default) or LC__TLS1_3 */
   int max_version;     /* 0: the highest there is */
   const char *alpn;    /* protocols in ALPN's wire format (length-prefixed) */
   size_t alpn_len;

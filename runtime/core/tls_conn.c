@@ -222,6 +222,12 @@ static void tc_client_begin(lc__tls_conn *tc) {
   lc__conn_peer(tc->c, ip, sizeof(ip), &port);
   snprintf(e->cache_key, sizeof(e->cache_key), "%s|%s:%d", tc->servername, ip,
            port);
+  if (tc->session != NULL && !SSL_SESSION_is_resumable(tc->session)) {
+    /* A session taken before its ticket came (TLS 1.3 sends tickets after
+     * the handshake): the cache has the one the ticket made. */
+    SSL_SESSION_free(tc->session);
+    tc->session = NULL;
+  }
   if (tc->session == NULL)
     tc->session = lc__tls_cache_get(e->ctx, e->cache_key);
   if (tc->session != NULL)

@@ -111,7 +111,7 @@ for name, cert in pairs(servers) do
       end
       -- a CA the client was not given (the system's store does not have ours)
       print("FETCH-unknown", fetch(url("server")))
-      local left = 4
+      local left = 5
       local function done() left = left - 1 if left == 0 then process.exit(0) end end
       for _, n in ipairs({ "expired", "selfsigned", "wronghost", "server" }) do
         https.get({ host = "localhost", port = ports[n], ca = n ~= "server" and CA or nil },
@@ -123,6 +123,7 @@ for name, cert in pairs(servers) do
         function()
           print("CONNECT-optout", s.authorized, s.authorizationError)
           s:destroy()
+          done()
         end)
     end, 1)
   end)

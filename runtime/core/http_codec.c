@@ -266,6 +266,8 @@ static int on_headers_complete(http_parser *p) {
   int chunked = (p->flags & F_CHUNKED) != 0;
   int skip_body = 0;
 
+  if (r->response && p->status_code < 100)
+    return reader_fail(r, 400, "bad status code"); /* "HTTP/1.1 0 OK" */
   if (r->response && p->status_code / 100 == 1)
     return response_informational(r);
   if (r->response && r->head_request) {
@@ -303,12 +305,16 @@ static int on_chunk_header(http_parser *p) {
   return 0;
 }
 
-/* Limits were checked at the head (Content-Length) or chunk header. */
+/* Limits were checked at the head (Content-Length) or chunk header; a
+ * response body that ends with the connection is counted here. */
 static int on_body(http_parser *p, const char *at, size_t len) {
   lc__http_reader *r = p->data;
+  uint64_t max = r->limits->max_body_size;
 
   if (len == 0)
     return 0;
+  if (max != 0 && len > max - r->body_bytes)
+    return reader_fail(r, 413, "body too large");
   r->body_bytes += len;
   if (r->cb->on_body(r->arg, at, len) == 1)
     reader_pause(r);

@@ -235,13 +235,15 @@ static int reader_deliver_head(lc__http_reader *r) {
 }
 
 /* A response's 1xx is skipped (its end resets the reader), and a 101 is
- * refused: the client asked for no protocol switch. */
+ * refused: the client asked for no protocol switch. A 1xx ends at its
+ * empty line, whatever length it declares (RFC 9112 6.3): 1 tells
+ * http-parser it has no body. */
 static int response_informational(lc__http_reader *r) {
   if (r->parser.status_code == 101)
     return reader_fail(r, 400, "unexpected 101 Switching Protocols");
   r->informational = 1;
   r->state = ST_BODY;
-  return 0;
+  return 1;
 }
 
 /* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; no request has

@@ -279,6 +279,8 @@ static void malformed_responses_are_refused(void) {
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "HTTP/1.1 0 OK\r\nContent-Length: 0\r\n\r\n", /* no such status */
       "HTTP/1.1 099 OK\r\nContent-Length: 0\r\n\r\n",
+      /* a 1xx has no body: what follows its head is the next response */
+      "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhello",
   };
   size_t i;
 

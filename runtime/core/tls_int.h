@@ -87,7 +87,8 @@ typedef struct lc__tls_engine {
   int failed;           /* a fatal error: nothing more goes in or out */
   int closed;           /* close_notify sent */
   int peer_closed;      /* close_notify received */
-  char cache_key[320];  /* a client's key into its context's session cache */
+  char cache_key[344];  /* a client's key into its context's session cache:
+                           servername (256), "|", ip (64), ":", port */
   char reason[160];     /* the last failure, in words, for logs */
 } lc__tls_engine;
 

@@ -90,6 +90,12 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
       w->ev->on_online(w);
     break;
   case LC__CTL_LISTEN:
+    /* The ticket keys go ahead of the answer, so ahead of any connection
+     * (tls_tickets.c). Not at spawn: a worker that exits before its loop
+     * ever ran would close its channel with them unread, and the kernel
+     * would answer our reads of its last messages with a reset. */
+    if (!w->ticket_keys)
+      lc__worker_send_ticket_keys(w);
     lc__dispatch_listen(w, c);
     break;
   case LC__CTL_LISTENING:
@@ -353,19 +359,6 @@ static int worker_start_process(lc__worker *w, const lc__worker_spec *spec,
   return err;
 }
 
-/* The TLS session ticket keys go first: the worker has them before any
- * connection reaches it (tls_tickets.c). */
-static void worker_send_ticket_keys(lc__worker *w) {
-  char keys[LC__TLS_KEYS_PAYLOAD];
-
-  if (lc__tls_tickets_payload(w->core, keys) == 0)
-    lc__channel_send(&w->channel, LC__FRAME_TLS_KEYS, keys, sizeof(keys), -1);
-  else
-    lc__log(LC__LOG_WARN, "worker %d: no TLS ticket keys to give it: its "
-            "TLS sessions resume on itself only", w->id);
-  explicit_bzero(keys, sizeof(keys));
-}
-
 int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
                      const lc__worker_events *ev, void *data,
                      lc__worker **out) {
@@ -402,10 +395,8 @@ int lc__worker_spawn(lc__core *core, const lc__worker_spec *spec,
   core->sup->alive++;
   err = lc__channel_open(&core->loop, &w->channel, sv[0],
                          core->opts.max_message_size, &worker_channel_cb, w);
-  if (err == 0) {
+  if (err == 0)
     lc__channel_set_spin(&w->channel, core->opts.ipc_spin_us);
-    worker_send_ticket_keys(w);
-  }
   if (err) {
     /* A worker without a channel is of no use: it goes, and its exit is
      * reported as any other. */
@@ -453,13 +444,26 @@ int lc__worker_kill(lc__worker *w, int signum) {
   return uv_process_kill(&w->process, signum);
 }
 
-void lc__workers_broadcast(lc__core *core, int type, const void *payload,
-                           size_t len) {
+void lc__worker_send_ticket_keys(lc__worker *w) {
+  char keys[LC__TLS_KEYS_PAYLOAD];
+
+  w->ticket_keys = 1;
+  if (w->channel.state != LC__CHANNEL_OPEN)
+    return;
+  if (lc__tls_tickets_payload(w->core, keys) == 0)
+    lc__channel_send(&w->channel, LC__FRAME_TLS_KEYS, keys, sizeof(keys), -1);
+  else
+    lc__log(LC__LOG_WARN, "worker %d: no TLS ticket keys to give it: its "
+            "TLS sessions resume on itself only", w->id);
+  explicit_bzero(keys, sizeof(keys));
+}
+
+void lc__workers_send_ticket_keys(lc__core *core) {
   lc__worker *w;
 
   for (w = core->sup ? core->sup->workers : NULL; w != NULL; w = w->next)
-    if (w->channel.state == LC__CHANNEL_OPEN)
-      lc__channel_send(&w->channel, type, payload, len, -1);
+    if (w->ticket_keys)
+      lc__worker_send_ticket_keys(w);
 }
 
 void lc__workers_signal(lc__core *core, int signum) {

@@ -168,9 +168,9 @@ void lc__tls_stats_get(lc__core *core, lc__tls_stats *out);
  * the process itself, when it has no master): a new one every
  * LC__TLS_TICKET_ROTATE_S seconds (LUACLUSTER_TLS_TICKET_ROTATE sets
  * another, in seconds), the one before kept to decrypt for one more
- * period. A master sends them to every worker at spawn and at each
- * rotation (a LC__FRAME_TLS_KEYS frame), so any worker decrypts a ticket
- * another made.
+ * period. A master sends them to a worker ahead of its answer to the
+ * worker's first listen, and again at each rotation (a LC__FRAME_TLS_KEYS
+ * frame), so any worker decrypts a ticket another made.
  */
 #define LC__TLS_TICKET_KEYS 2
 #define LC__TLS_TICKET_KEY_SIZE 80 /* name 16, AES-256 key 32, HMAC key 32 */

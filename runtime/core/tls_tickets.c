@@ -8,9 +8,9 @@
  * robin lands on another worker most of the time and gets a full
  * handshake. So the keys are the master's: it makes them (here, in C: a
  * managed master runs no Lua) and hands them to each worker over its
- * channel — at spawn, before anything else the worker reads, so no
- * connection comes first — and again at each rotation. A process with no
- * master makes and rotates its own.
+ * channel — ahead of its answer to the worker's first listen, so before
+ * any connection or listening socket reaches it — and again at each
+ * rotation. A process with no master makes and rotates its own.
  *
  * Rotation: every LC__TLS_TICKET_ROTATE_S seconds (12 h;
  * LUACLUSTER_TLS_TICKET_ROTATE=<seconds> sets another) a new key encrypts
@@ -72,7 +72,6 @@ static void tickets_encode(lc__tls *tls, char out[LC__TLS_KEYS_PAYLOAD]) {
 
 static void on_rotate(uv_timer_t *timer) {
   lc__tls *tls = timer->data;
-  char payload[LC__TLS_KEYS_PAYLOAD];
 
   if (tls->tickets.given) {
     /* A worker that made a key before its master's came: the master's
@@ -87,12 +86,8 @@ static void on_rotate(uv_timer_t *timer) {
   }
   lc__log(LC__LOG_DEBUG, "TLS ticket keys rotated (generation %llu)",
           (unsigned long long)tls->tickets.generation);
-  if (tls->core->sup == NULL)
-    return;
-  tickets_encode(tls, payload);
-  lc__workers_broadcast(tls->core, LC__FRAME_TLS_KEYS, payload,
-                        sizeof(payload));
-  OPENSSL_cleanse(payload, sizeof(payload));
+  if (tls->core->sup != NULL)
+    lc__workers_send_ticket_keys(tls->core);
 }
 
 /* The keys of a process that makes its own (no master gave it any): made

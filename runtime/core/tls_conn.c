@@ -290,7 +290,10 @@ static void tc_on_read(lc__conn *c, const char *data, size_t len) {
     return;
   }
   tc_deliver(tc);
-  if (!c->closing && !tc->dead && lc__tls_engine_keep(&tc->engine) != 0)
+  /* What OpenSSL did not take waits for the next read (lingering after a
+   * shutdown, nothing more is read). */
+  if (!c->closing && !c->shutdown && !tc->dead &&
+      lc__tls_engine_keep(&tc->engine) != 0)
     lc__conn_close(c);
 }
 

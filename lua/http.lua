@@ -41,6 +41,10 @@ local IncomingMessage = EventEmitter.extend({})
 http.IncomingMessage = IncomingMessage
 
 local Socket = {}
+-- TLS's fields and methods on an https request's socket (lua/https.lua
+-- fills this table).
+http._tls_socket = {}
+
 Socket.__index = function(self, key)
   if key == "remoteAddress" or key == "remotePort" then
     local ip, port = core.http_peer(rawget(self, "_conn"))
@@ -48,6 +52,8 @@ Socket.__index = function(self, key)
     rawset(self, "remotePort", port)
     return rawget(self, key)
   end
+  local f = http._tls_socket[key]
+  if f then return f(self) end
 end
 
 IncomingMessage.__index = function(self, key)

@@ -12,7 +12,8 @@
 --   local res, err = fetch("http://127.0.0.1:8081/x", { timeout = 2000 })
 --
 -- http.request(url | options[, options][, fn(res)]) -> ClientRequest.
--- options: protocol ("http:"), host / hostname, port, path, method,
+-- options: protocol ("http:", or "https:": lua/https.lua), host /
+-- hostname, port, path, method,
 -- headers, agent (an Agent, false for a connection of its own, nil for
 -- globalAgent), timeout (ms idle: "timeout" event, else an ETIMEDOUT
 -- error), maxHeaderSize, maxHeadersCount, maxBodySize (0: none).
@@ -77,11 +78,15 @@ function Agent:stats(host, port) return self._handle:stats(host, port) end
 function Agent:destroy() self._handle:destroy() end
 
 M.globalAgent = Agent.new({ keepAlive = true })
+-- https.globalAgent: the same kind of agent; its pools are per TLS
+-- context too.
+M.httpsGlobalAgent = Agent.new({ keepAlive = true })
+M.httpsGlobalAgent.defaultPort = 443
 -- agent = false: a connection of its own, closed after the response.
 local one_shot_agent
 
-local function agent_for(agent)
-  if agent == nil then return M.globalAgent end
+local function agent_for(agent, secure)
+  if agent == nil then return secure and M.httpsGlobalAgent or M.globalAgent end
   if agent == false then
     one_shot_agent = one_shot_agent or Agent.new({ keepAlive = false, maxSockets = 1e9 })
     return one_shot_agent
@@ -92,19 +97,21 @@ end
 
 -- URLs --------------------------------------------------------------------------------
 
-local function host_header(host, port)
+local function host_header(host, port, secure)
   if find(host, ":", 1, true) then host = "[" .. host .. "]" end
-  if port == 80 then return host end
+  if port == (secure and 443 or 80) then return host end
   return host .. ":" .. port
 end
 
--- "http://host:port" -> {host=, port=}; nil, why when it is not one.
+-- "http(s)://host:port" -> {host=, port=, secure=}; nil, why when it is not one.
 local function parse_origin(url, origin)
   local scheme, authority = match(origin, "^(%a[%w+.-]*)://(.*)$")
   if not scheme then return nil, "not an absolute http:// url: " .. url end
   scheme = lower(scheme)
-  if scheme == "https" then return nil, "https is not supported: " .. url end
-  if scheme ~= "http" then return nil, "unsupported protocol " .. scheme .. ": " .. url end
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "unsupported protocol " .. scheme .. ": " .. url
+  end
+  local secure = scheme == "https"
   if find(authority, "@", 1, true) then return nil, "credentials in the url are not supported" end
   local host, port
   if sub(authority, 1, 1) == "[" then
@@ -113,9 +120,10 @@ local function parse_origin(url, origin)
     host, port = match(authority, "^([^:]+):?(%d*)$")
   end
   if not host or host == "" then return nil, "no host in url: " .. url end
-  port = port ~= "" and tonumber(port) or 80
+  port = port ~= "" and tonumber(port) or (secure and 443 or 80)
   if port < 1 or port > 65535 then return nil, "bad port in url: " .. url end
-  return { host = host, port = port, host_header = host_header(host, port) }
+  return { host = host, port = port, secure = secure,
+           host_header = host_header(host, port, secure) }
 end
 
 -- Origins parsed before, so a client calling the same few hosts parses
@@ -283,8 +291,8 @@ local function fail(self, err)
   if target:listenerCount("error") > 0 then
     target:emit("error", err)
   else
-    core.log("warn", ("http request %s http://%s%s: %s (no 'error' listener)")
-             :format(self.method, self._host_header, self.path, err.message))
+    core.log("warn", ("http request %s %s://%s%s: %s (no 'error' listener)")
+             :format(self.method, self._scheme, self._host_header, self.path, err.message))
   end
 end
 
@@ -374,6 +382,7 @@ local function request_args(a, b, c)
     local u, path = parse_url(a)
     if not u then error(path, 3) end
     opts.host, opts.port, opts.path = u.host, u.port, path
+    opts.protocol = u.secure and "https:" or "http:"
     if type(b) == "table" then
       for k, v in pairs(b) do opts[k] = v end
       fn = c
@@ -390,10 +399,39 @@ local function request_args(a, b, c)
   return opts, fn
 end
 
-function M.request(...)
+-- HTTPS: the TLS options a request may give over its agent's (Node's).
+local TLS_OPTIONS = { "ca", "cert", "key", "passphrase", "rejectUnauthorized",
+                      "minVersion", "maxVersion", "ciphers", "ciphersuites",
+                      "handshakeTimeout" }
+local ALPN_HTTP = { "http/1.1" }
+local tls_module
+
+-- The client context of an HTTPS request: its own TLS options over its
+-- agent's (contexts are cached by their options: lua/tls.lua).
+local function tls_for(opts, agent)
+  tls_module = tls_module or require("tls")
+  local own = false
+  for _, k in ipairs(TLS_OPTIONS) do
+    if opts[k] ~= nil then own = true break end
+  end
+  if not own and agent._tls_ctx then return agent._tls_ctx end
+  local o, ao = {}, agent.options or NONE
+  for _, k in ipairs(TLS_OPTIONS) do
+    local v = opts[k]
+    if v == nil then v = ao[k] end
+    o[k] = v
+  end
+  local ctx = tls_module._client_context(o, ALPN_HTTP)
+  if not own then agent._tls_ctx = ctx end
+  return ctx
+end
+
+-- http.request (secure false) and https.request (true).
+function M._request(secure, ...)
   local opts, fn = request_args(...)
-  if opts.protocol and opts.protocol ~= "http:" then
-    error("unsupported protocol " .. tostring(opts.protocol), 2)
+  local want = secure and "https:" or "http:"
+  if opts.protocol and opts.protocol ~= want then
+    error(('Protocol "%s" not supported. Expected "%s"'):format(tostring(opts.protocol), want), 3)
   end
   local host = opts.hostname or opts.host or "localhost"
   if type(host) ~= "string" then error("host must be a string", 2) end
@@ -401,29 +439,34 @@ function M.request(...)
   local h, p = match(host, "^([^:]+):(%d+)$")
   if h and not opts.port then host, opts.port = h, tonumber(p) end
   host = match(host, "^%[(.*)%]$") or host
-  local port = tonumber(opts.port or 80)
+  local port = tonumber(opts.port or (secure and 443 or 80))
   if not port or port < 1 or port > 65535 or port % 1 ~= 0 then
-    error("port must be an integer 1-65535, got " .. tostring(opts.port), 2)
+    error("port must be an integer 1-65535, got " .. tostring(opts.port), 3)
   end
   local method = (opts.method or "GET"):upper()
   local path = opts.path or "/"
-  local agent = agent_for(opts.agent)
+  local agent = agent_for(opts.agent, secure)
   local timeout = opts.timeout or agent.timeout
   local self = setmetatable({ method = method, path = path, host = host, port = port,
                               agent = agent, timeout = timeout, finished = false,
                               headersSent = false }, ClientRequest)
   self._headers = flat_headers(opts.headers)
-  self._host_header = opts.setHost == false and "" or host_header(host, port)
+  self._host_header = opts.setHost == false and "" or host_header(host, port, secure)
+  self._scheme = secure and "https" or "http"
   self._handle = core.http_request(agent._handle, self, host, port, method, {
     timeout = timeout, maxHeaderSize = opts.maxHeaderSize,
     maxHeadersCount = opts.maxHeadersCount, maxBodySize = opts.maxBodySize,
+    tls = secure and tls_for(opts, agent) or nil,
+    servername = secure and opts.servername or nil,
   })
   if fn then self:once("response", fn) end
   return self
 end
 
+function M.request(...) return M._request(false, ...) end
+
 function M.get(...)
-  local req = M.request(...)
+  local req = M._request(false, ...)
   req:finish()
   return req
 end
@@ -434,7 +477,9 @@ end
 --   -> {status=, statusText=, headers=, body=} or nil, err
 -- Waits in the running coroutine for the whole response. timeout is the
 -- idle time in ms (30 s by default); the body is refused past maxBodySize
--- (8 MiB by default).
+-- (8 MiB by default). An https:// url goes through https.globalAgent,
+-- verified (the TLS options of https.request apply: ca,
+-- rejectUnauthorized, servername, ...).
 M.FETCH_TIMEOUT = 30000
 
 function M.fetch(url, opts)
@@ -445,11 +490,13 @@ function M.fetch(url, opts)
   local method = opts.method and upper(opts.method) or "GET"
   local body = opts.body
   if body ~= nil and type(body) ~= "string" then body = tostring(body) end
-  local agent = opts.agent == nil and M.globalAgent or agent_for(opts.agent)
+  local agent = agent_for(opts.agent, u.secure)
   local headers = opts.headers and flat_headers(opts.headers) or NONE
+  local ctx = u.secure and tls_for(opts, agent) or nil
   return core.fetch(agent._handle, u.host, u.port, method, path, u.host_header,
                     headers, body, opts.timeout or M.FETCH_TIMEOUT,
-                    opts.maxBodySize, opts.maxHeaderSize, opts.maxHeadersCount)
+                    opts.maxBodySize, opts.maxHeaderSize, opts.maxHeadersCount,
+                    ctx, ctx and opts.servername or nil)
 end
 
 return M

@@ -63,12 +63,17 @@ return function(net)
     end
   end
 
-  function ClientSocket:_native(event, a, b)
+  function ClientSocket:_native(event, a, b, c)
     if event == "connect" then
       self.connecting = false
       if self._idle then self._handle:set_timeout(self._idle) end
       self:emit("connect")
       self:emit("ready")
+    elseif event == "error" and c then
+      -- TLS (tls.connect): the message is OpenSSL's ("certificate has
+      -- expired"), the code Node's ("CERT_HAS_EXPIRED").
+      fail(self, b, a)
+      self.connecting = false
     elseif event == "error" then
       local where = (self._address or self._host) .. ":" .. tostring(self._port)
       local message = (self.connecting and "connect " or "") .. b .. " " .. where
@@ -173,6 +178,20 @@ return function(net)
       return
     end
     self._handle = handle
+    local t = opts._tls
+    if t then
+      -- tls.connect: the handshake follows the connect; "connect" comes
+      -- once it is done.
+      local ok, message, code = core.tls_start(handle, t.ctx, t.servername,
+                                               t.session, t.timeout)
+      if not ok then
+        handle:destroy()
+        timers.setImmediate(function()
+          fail(self, code, message)
+        end)
+        return
+      end
+    end
     replay(self)
   end
 

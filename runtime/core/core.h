@@ -97,6 +97,7 @@ typedef struct lc__metrics lc__metrics;
 typedef struct lc__dicts lc__dicts;
 typedef struct lc__bus lc__bus;
 typedef struct lc__cluster lc__cluster;
+typedef struct lc__tls lc__tls;
 
 /* Requests a process served, and how long they took (the heartbeat carries
  * them to the master for its metrics). */
@@ -149,6 +150,7 @@ typedef struct lc__core {
   lc__upgrade *upgrade;       /* managed: a binary upgrade in progress */
   lc__metrics *metrics;       /* managed: the --metrics endpoint */
   lc__dicts *dicts;           /* the shared dicts (shared_dicts.h) */
+  lc__tls *tls;               /* TLS: shared buffers, ticket keys (tls.h) */
   lc__req_stats stats;        /* HTTP requests this process served */
 } lc__core;
 

@@ -5,7 +5,7 @@
  *
  *   0   'L' 'C'        magic: a peer that writes anything else is garbage
  *   2   type           LC__FRAME_MESSAGE, _CONTROL, _HANDLE, _STATS, _STRING
- *                      or _BUS
+ *                      _BUS or _TLS_KEYS
  *   3   flags          0 (reserved)
  *   4   length         payload bytes, big-endian uint32
  *
@@ -16,6 +16,8 @@
  * one descriptor, attached (SCM_RIGHTS) to the write that starts the frame.
  * A BUS frame is cluster messaging (broadcast, publish/subscribe,
  * request/reply): its payload is a bus record (bus.h).
+ * A TLS_KEYS frame (master -> worker) carries the session ticket keys
+ * (tls.h).
  */
 #ifndef LC_FRAME_H
 #define LC_FRAME_H
@@ -35,7 +37,9 @@ enum lc__frame_type {
   LC__FRAME_STRING = 5,
   /* cluster messaging: a bus record (bus.h) */
   LC__FRAME_BUS = 6,
-  LC__FRAME_TYPE_MAX = LC__FRAME_BUS
+  /* master -> worker: TLS session ticket keys (tls_tickets.c) */
+  LC__FRAME_TLS_KEYS = 7,
+  LC__FRAME_TYPE_MAX = LC__FRAME_TLS_KEYS
 };
 
 typedef struct lc__frame {

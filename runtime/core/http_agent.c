@@ -253,6 +253,7 @@ static void agent_free(lc__http_agent *agent) {
 
   while ((pool = agent->pools) != NULL) {
     agent->pools = pool->next;
+    lc__tls_ctx_unref(pool->tls);
     free(pool);
   }
   if (agent->prev != NULL)
@@ -301,19 +302,27 @@ void lc__http_agent_stats_get(lc__http_agent *agent, const char *host,
 
 /* Pools ------------------------------------------------------------------------ */
 
-static lc__http_pool *pool_of(lc__http_agent *agent, const char *host,
-                              int port) {
+/* The pool of the request's host:port, TLS context and server name. */
+static lc__http_pool *pool_of(lc__http_agent *agent,
+                              const lc__http_request *req) {
   lc__http_pool *pool;
 
   for (pool = agent->pools; pool != NULL; pool = pool->next)
-    if (pool->port == port && strcmp(pool->host, host) == 0)
+    if (pool->port == req->port && pool->tls == req->tls &&
+        strcmp(pool->host, req->host) == 0 &&
+        strcmp(pool->servername, req->servername) == 0)
       return pool;
   pool = calloc(1, sizeof(*pool));
   if (pool == NULL)
     return NULL;
   pool->agent = agent;
-  snprintf(pool->host, sizeof(pool->host), "%s", host);
-  pool->port = port;
+  snprintf(pool->host, sizeof(pool->host), "%s", req->host);
+  pool->port = req->port;
+  if (req->tls != NULL) {
+    pool->tls = req->tls;
+    lc__tls_ctx_ref(pool->tls);
+    memcpy(pool->servername, req->servername, sizeof(pool->servername));
+  }
   pool->next = agent->pools;
   agent->pools = pool;
   return pool;
@@ -417,7 +426,7 @@ static void pool_serve(lc__http_pool *pool) {
 
 void lc__http_pool_acquire(lc__http_request *req) {
   lc__http_agent *agent = req->agent;
-  lc__http_pool *pool = pool_of(agent, req->host, req->port);
+  lc__http_pool *pool = pool_of(agent, req);
   lc__http_cconn *cc;
 
   if (pool == NULL) {
@@ -490,6 +499,15 @@ static void cconn_connect(lc__http_cconn *cc,
     timeout = cc->req->timeout_ms;
   err = lc__conn_connect(agent->client->core, (const struct sockaddr *)addr,
                          NULL, &lc__http_client_conn_ops, cc, timeout, &cc->c);
+  if (err == 0 && cc->pool->tls != NULL) {
+    /* HTTPS: the handshake follows the connect, bounded alike. */
+    lc__tls_client_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.servername = cc->pool->servername;
+    o.handshake_timeout_ms = agent->opts.connect_timeout_ms;
+    err = lc__tls_client_start(cc->c, cc->pool->tls, &o);
+  }
   if (err)
     cconn_fail(cc, err);
 }

@@ -74,6 +74,12 @@ int lc__http_request_new(lc__http_agent *agent,
   req->timeout_ms = opts->timeout_ms;
   memcpy(req->host, opts->host, host_len + 1);
   req->port = opts->port;
+  if (opts->tls != NULL) {
+    req->tls = opts->tls;
+    lc__tls_ctx_ref(req->tls);
+    snprintf(req->servername, sizeof(req->servername), "%s",
+             opts->servername != NULL ? opts->servername : opts->host);
+  }
   req->head_request = strcmp(opts->method, "HEAD") == 0;
   req->idempotent = is_idempotent(opts->method);
   /* A retry needs a reused connection: only keep-alive agents have any. */
@@ -93,6 +99,7 @@ void lc__http_request_free(lc__http_request *req) {
   lc__http_client_unlink(agent->client, req);
   req->cb->on_close(req);
   lc__buf_free(&req->out);
+  lc__tls_ctx_unref(req->tls);
   free(req);
   lc__http_agent_unref(agent);
 }

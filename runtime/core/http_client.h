@@ -3,7 +3,8 @@
  * agent keeps per host:port.
  *
  * An agent (Node's http.Agent) opens connections (looking names up on the
- * thread pool first), keeps finished ones open for the next request when
+ * thread pool first; TLS ones start their handshake once connected: tls.h),
+ * keeps finished ones open for the next request when
  * both sides allow it, and hands them out most recently used first, so the
  * idle ones at the bottom time out and close before the server's own
  * keep-alive timeout (the agent's free-socket timeout, shortened by a
@@ -27,6 +28,7 @@
 
 #include "http_codec.h"
 #include "tcp.h"
+#include "tls.h"
 
 typedef struct lc__http_agent lc__http_agent;
 typedef struct lc__http_request lc__http_request;
@@ -91,6 +93,9 @@ typedef struct lc__http_request_options {
   const char *host;        /* a name (looked up) or an IP address */
   int port;
   const char *method;      /* "GET" */
+  lc__tls_ctx *tls;        /* HTTPS: a client context (a reference is
+                              taken), or NULL */
+  const char *servername;  /* HTTPS: SNI and the name checked (NULL: host) */
   uint64_t timeout_ms;     /* idle time before on_timeout; 0: none */
   lc__http_limits limits;  /* for the response */
 } lc__http_request_options;

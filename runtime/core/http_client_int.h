@@ -42,11 +42,14 @@ struct lc__http_agent {
   lc__http_agent *prev, *next;
 };
 
-/* The connections and waiting requests of one host:port. */
+/* The connections and waiting requests of one host:port (and, for HTTPS,
+ * one TLS context and server name). */
 struct lc__http_pool {
   lc__http_agent *agent;
   char host[256];
   int port;
+  lc__tls_ctx *tls;      /* a reference, or NULL */
+  char servername[256];
   lc__http_cconn *free; /* idle, most recently used first */
   size_t nconns, nfree;
   lc__http_request *queue, *queue_tail;
@@ -87,6 +90,8 @@ struct lc__http_request {
   uint64_t deadline; /* while waiting for a connection */
   char host[256];
   int port;
+  lc__tls_ctx *tls;      /* a reference, or NULL */
+  char servername[256];
   lc__buf out;      /* request bytes not yet sent (all of them, keep_out) */
   size_t out_sent;  /* bytes of out given to the connection */
   int head_sent;    /* the head is in out */

@@ -258,13 +258,15 @@ static int reader_deliver_head(lc__http_reader *r) {
 }
 
 /* A response's 1xx is skipped (its end resets the reader), and a 101 is
- * refused: the client asked for no protocol switch. */
+ * refused: the client asked for no protocol switch. A 1xx ends at its
+ * empty line, whatever length it declares (RFC 9112 6.3): 1 tells
+ * http-parser it has no body. */
 static int response_informational(lc__http_reader *r) {
   if (r->parser.status_code == 101)
     return reader_fail(r, 400, "unexpected 101 Switching Protocols");
   r->informational = 1;
   r->state = ST_BODY;
-  return 0;
+  return 1;
 }
 
 /* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; no request has
@@ -289,6 +291,8 @@ static int on_headers_complete(http_parser *p) {
   int chunked = (p->flags & F_CHUNKED) != 0;
   int skip_body = 0;
 
+  if (r->response && p->status_code < 100)
+    return reader_fail(r, 400, "bad status code"); /* "HTTP/1.1 0 OK" */
   if (r->response && p->status_code / 100 == 1)
     return response_informational(r);
   if (r->response && r->head_request) {
@@ -326,12 +330,16 @@ static int on_chunk_header(http_parser *p) {
   return 0;
 }
 
-/* Limits were checked at the head (Content-Length) or chunk header. */
+/* Limits were checked at the head (Content-Length) or chunk header; a
+ * response body that ends with the connection is counted here. */
 static int on_body(http_parser *p, const char *at, size_t len) {
   lc__http_reader *r = p->data;
+  uint64_t max = r->limits->max_body_size;
 
   if (len == 0)
     return 0;
+  if (max != 0 && len > max - r->body_bytes)
+    return reader_fail(r, 413, "body too large");
   r->body_bytes += len;
   if (r->cb->on_body(r->arg, at, len) == 1)
     reader_pause(r);

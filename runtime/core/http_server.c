@@ -503,6 +503,8 @@ void **lc__http_conn_data(lc__http_conn *h) { return &h->data; }
 
 lc__server *lc__http_conn_server(lc__http_conn *h) { return h->c->server; }
 
+lc__conn *lc__http_conn_conn(lc__http_conn *h) { return h->c; }
+
 /* Reading --------------------------------------------------------------------- */
 
 /* Reading stops once the connection closes or its answer said "Connection:

@@ -86,6 +86,8 @@ uint32_t lc__http_conn_seq(const lc__http_conn *hc);
 int lc__http_conn_peer(lc__http_conn *hc, char *ip, size_t size, int *port);
 /* The user's pointer for this connection. */
 void **lc__http_conn_data(lc__http_conn *hc);
+/* Its transport connection (for what TLS settled on: tls.h). */
+lc__conn *lc__http_conn_conn(lc__http_conn *hc);
 /* The server this connection came from (NULL once it is gone). */
 lc__server *lc__http_conn_server(lc__http_conn *hc);
 

@@ -22,6 +22,7 @@
 #include "shared_dicts.h"
 #include "message.h"
 #include "supervisor.h"
+#include "tls.h"
 
 extern char **environ;
 
@@ -93,6 +94,12 @@ static void worker_on_control(lc__worker *w, const lc__control *c) {
       w->ev->on_online(w);
     break;
   case LC__CTL_LISTEN:
+    /* The ticket keys go ahead of the answer, so ahead of any connection
+     * (tls_tickets.c). Not at spawn: a worker that exits before its loop
+     * ever ran would close its channel with them unread, and the kernel
+     * would answer our reads of its last messages with a reset. */
+    if (!w->ticket_keys)
+      lc__worker_send_ticket_keys(w);
     lc__dispatch_listen(w, c);
     break;
   case LC__CTL_LISTENING:
@@ -444,6 +451,28 @@ int lc__worker_kill(lc__worker *w, int signum) {
     return UV_ESRCH;
   lc__dispatch_worker_gone(w);
   return uv_process_kill(&w->process, signum);
+}
+
+void lc__worker_send_ticket_keys(lc__worker *w) {
+  char keys[LC__TLS_KEYS_PAYLOAD];
+
+  w->ticket_keys = 1;
+  if (w->channel.state != LC__CHANNEL_OPEN)
+    return;
+  if (lc__tls_tickets_payload(w->core, keys) == 0)
+    lc__channel_send(&w->channel, LC__FRAME_TLS_KEYS, keys, sizeof(keys), -1);
+  else
+    lc__log(LC__LOG_WARN, "worker %d: no TLS ticket keys to give it: its "
+            "TLS sessions resume on itself only", w->id);
+  explicit_bzero(keys, sizeof(keys));
+}
+
+void lc__workers_send_ticket_keys(lc__core *core) {
+  lc__worker *w;
+
+  for (w = core->sup ? core->sup->workers : NULL; w != NULL; w = w->next)
+    if (w->ticket_keys)
+      lc__worker_send_ticket_keys(w);
 }
 
 void lc__workers_signal(lc__core *core, int signum) {

@@ -78,6 +78,7 @@ struct lc__worker {
   int ready;           /* listening, or said "ready" (managed mode) */
   int process_open;    /* the uv_process_t is not closed yet */
   int owner_refs;      /* owners still holding this struct */
+  int ticket_keys;     /* it was given the TLS ticket keys */
   int64_t exit_code;
   int exit_signal;
   uint64_t started_ms;
@@ -111,6 +112,10 @@ int lc__worker_send(lc__worker *w, int type, const char *data, size_t len,
 /* Graceful: no new connections; the worker finishes and disconnects. */
 void lc__worker_disconnect(lc__worker *w);
 int lc__worker_kill(lc__worker *w, int signum);
+/* Sends the TLS session ticket keys (tls.h) to a worker; and the current
+ * ones again to every worker that had them (a rotation). */
+void lc__worker_send_ticket_keys(lc__worker *w);
+void lc__workers_send_ticket_keys(lc__core *core);
 /* Sends signum to every live worker (SIGUSR1: they reopen their logs). */
 void lc__workers_signal(lc__core *core, int signum);
 int lc__worker_connected(const lc__worker *w);

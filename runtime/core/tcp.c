@@ -58,6 +58,12 @@ struct lc__tcp {
 static void server_check_closed(lc__server *s);
 static void drain_check(lc__tcp *tcp);
 
+/* Who hears the socket's events: the connection's filter, else its
+ * protocol. */
+static const lc__conn_ops *events_of(const lc__conn *c) {
+  return c->filter != NULL ? &c->filter->events : c->ops;
+}
+
 /* After the loop walk closed every handle: free what is left. */
 static void tcp_free(void *arg) {
   lc__core *core = arg;
@@ -97,11 +103,11 @@ static void on_sweep(uv_timer_t *timer) {
     if (now >= c->deadline_ms) {
       c->deadline_ms = 0;
       if (c->connecting) {
-        c->ops->on_error(c, UV_ETIMEDOUT);
+        events_of(c)->on_error(c, UV_ETIMEDOUT);
         lc__conn_close(c);
         continue;
       }
-      c->ops->on_timeout(c);
+      events_of(c)->on_timeout(c);
     }
     armed |= c->deadline_ms != 0;
   }
@@ -168,7 +174,7 @@ static void on_conn_closed(uv_handle_t *handle) {
   lc__conn *c = handle->data;
   lc__server *s = c->server;
 
-  c->ops->on_close(c);
+  events_of(c)->on_close(c);
   conn_unlink(c);
   if (s != NULL) {
     s->nconns--;
@@ -201,7 +207,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         lc__conn_close(c);
       return;
     }
-    c->ops->on_read(c, buf->base, (size_t)nread);
+    events_of(c)->on_read(c, buf->base, (size_t)nread);
     return;
   }
   if (nread == 0)
@@ -213,10 +219,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     if (c->shutdown)
       lc__conn_close(c);
     else
-      c->ops->on_eof(c);
+      events_of(c)->on_eof(c);
     return;
   }
-  c->ops->on_error(c, (int)nread);
+  events_of(c)->on_error(c, (int)nread);
   lc__conn_close(c);
 }
 
@@ -253,15 +259,21 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   if (status < 0) {
-    c->ops->on_error(c, status);
+    events_of(c)->on_error(c, status);
     lc__conn_close(c);
     return;
   }
   if (c->pending_writes == 0)
-    c->ops->on_drain(c);
+    events_of(c)->on_drain(c);
 }
 
 int lc__conn_write(lc__conn *c, const char *data, size_t len) {
+  if (c->filter != NULL)
+    return c->filter->write(c, data, len);
+  return lc__conn_write_raw(c, data, len);
+}
+
+int lc__conn_write_raw(lc__conn *c, const char *data, size_t len) {
   lc__write_req *wr;
   uv_buf_t buf;
   int n, err;
@@ -323,6 +335,8 @@ void lc__conn_shutdown(lc__conn *c) {
 
   if (c->closing || c->shutdown)
     return;
+  if (c->filter != NULL)
+    c->filter->end(c);
   c->shutdown = 1;
   req = malloc(sizeof(*req));
   if (req == NULL) {
@@ -337,10 +351,23 @@ void lc__conn_shutdown(lc__conn *c) {
 }
 
 void lc__conn_close_when_written(lc__conn *c) {
+  if (c->filter != NULL && !c->closing && !c->shutdown)
+    c->filter->end(c);
   if (c->pending_writes == 0)
     lc__conn_close(c);
   else
     c->close_when_written = 1;
+}
+
+void lc__conn_set_filter(lc__conn *c, const lc__conn_filter *filter,
+                         void *data) {
+  c->filter = filter;
+  c->filter_data = data;
+}
+
+void lc__conn_end_of_stream(lc__conn *c) {
+  lc__conn_pause(c);
+  c->eof = 1;
 }
 
 int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port) {
@@ -406,11 +433,21 @@ static const lc__conn_ops silent_ops = {
 static void conn_start(lc__conn *c) {
   lc__server *s = c->server;
 
+  if (s->filter != NULL) {
+    c->filter = s->filter;
+    if (s->filter->attach(c, s->filter_arg) != 0) {
+      c->filter = NULL;
+      c->ops = &silent_ops;
+      lc__conn_close(c);
+      return;
+    }
+  }
   /* TCP_NODELAY comes from the listening socket (sockets.c). */
   if (s->timeout_ms > 0)
     lc__conn_set_timeout(c, s->timeout_ms);
-  c->ops->on_open(c);
-  lc__conn_resume(c);
+  events_of(c)->on_open(c);
+  if (!c->closing)
+    lc__conn_resume(c);
 }
 
 void lc__server_adopt(lc__server *s, int fd) {
@@ -439,13 +476,13 @@ static void on_connect(uv_connect_t *req, int status) {
   c->deadline_ms = 0;
   c->timeout_ms = 0;
   if (status < 0) {
-    c->ops->on_error(c, status);
+    events_of(c)->on_error(c, status);
     lc__conn_close(c);
     return;
   }
   /* Requests and answers are small writes: send them at once. */
   uv_tcp_nodelay(&c->tcp, 1);
-  c->ops->on_open(c);
+  events_of(c)->on_open(c);
   if (!c->closing)
     lc__conn_resume(c);
 }
@@ -684,7 +721,7 @@ void lc__server_close(lc__server *s) {
   for (conn = s->core->tcp->conns; conn != NULL; conn = next) {
     next = conn->next;
     if (conn->server == s && !conn->closing)
-      conn->ops->on_server_close(conn);
+      events_of(conn)->on_server_close(conn);
   }
   server_check_closed(s);
 }
@@ -704,6 +741,8 @@ void lc__server_free(lc__server *s) {
     if (c->server == s)
       c->server = NULL;
   tcp->requests += s->requests;
+  if (s->filter != NULL)
+    s->filter->release(s->filter_arg);
   if (s->on_free != NULL)
     s->on_free(s);
   free(s);

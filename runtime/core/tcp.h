@@ -11,6 +11,13 @@
  * this process opens (lc__conn_connect) is the same lc__conn without a
  * server. This file owns the sockets, reading into one shared buffer,
  * writing with backpressure, deadlines and closing.
+ *
+ * A connection may have a filter between its socket and its protocol (TLS,
+ * tls.h): the filter hears the socket's events in the protocol's place and
+ * tells the protocol what it should hear (the plaintext); the protocol's
+ * lc__conn_write() goes through the filter, which sends what the socket
+ * should carry with lc__conn_write_raw(). The protocol does not know it is
+ * there.
  */
 #ifndef LC_TCP_H
 #define LC_TCP_H
@@ -42,6 +49,26 @@ typedef struct lc__conn_ops {
   void (*on_close)(lc__conn *c);
 } lc__conn_ops;
 
+/*
+ * A layer between a connection's socket and its protocol. Its events are
+ * the socket's, seen first; it passes on (to c->ops) what the protocol
+ * should see. The protocol's writes reach write(); end() runs when the
+ * protocol ends the stream (lc__conn_shutdown, lc__conn_close_when_written)
+ * so the filter can send its last bytes first. A server with a filter
+ * (s->filter, s->filter_arg) gives it each new connection with attach()
+ * before anything else happens on it.
+ */
+typedef struct lc__conn_filter {
+  lc__conn_ops events;
+  int (*write)(lc__conn *c, const char *data, size_t len);
+  void (*end)(lc__conn *c);
+  /* A server's new connection: set c->filter_data up (0), or an error
+   * (the connection closes; the protocol never hears of it). */
+  int (*attach)(lc__conn *c, void *arg);
+  /* The server is freed: let go of its filter_arg. */
+  void (*release)(void *arg);
+} lc__conn_filter;
+
 enum lc__server_state {
   LC__SERVER_NEW = 0,
   LC__SERVER_BINDING, /* waiting for the master's answer */
@@ -61,6 +88,8 @@ struct lc__server {
   int state;
   const lc__conn_ops *ops;
   void *proto; /* the protocol's settings (an HTTP server's), or NULL */
+  const lc__conn_filter *filter; /* every connection's (TLS), or NULL */
+  void *filter_arg;              /* given to filter->attach */
   size_t nconns;
   uint64_t requests; /* handled, for the master's status */
   char host[64];
@@ -97,6 +126,8 @@ struct lc__conn {
   size_t pending_writes;
   size_t linger_bytes;  /* dropped while lingering */
   void *data; /* the protocol's */
+  const lc__conn_filter *filter; /* between socket and protocol, or NULL */
+  void *filter_data;             /* the filter's */
   uv_connect_t connect_req;
 };
 
@@ -134,7 +165,17 @@ uint64_t lc__servers_requests(lc__core *core);
 int lc__conn_connect(lc__core *core, const struct sockaddr *addr,
                      const struct sockaddr *local, const lc__conn_ops *ops,
                      void *data, uint64_t timeout_ms, lc__conn **out);
+/* Writes through the connection's filter, if it has one. */
 int lc__conn_write(lc__conn *c, const char *data, size_t len);
+/* Writes to the socket itself (what a filter sends). */
+int lc__conn_write_raw(lc__conn *c, const char *data, size_t len);
+/* Puts a filter under the protocol of an open (or connecting) connection
+ * (the filter's own set-up has filled c->filter_data). */
+void lc__conn_set_filter(lc__conn *c, const lc__conn_filter *filter,
+                         void *data);
+/* The stream ended above the socket (a filter's end of data, TLS's
+ * close_notify): reads stop as at a FIN. */
+void lc__conn_end_of_stream(lc__conn *c);
 /* Write then send FIN once the queue is empty. */
 void lc__conn_shutdown(lc__conn *c);
 void lc__conn_close(lc__conn *c);

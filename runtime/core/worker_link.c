@@ -25,6 +25,7 @@
 #include "message.h"
 #include "shared_listen.h"
 #include "tcp.h"
+#include "tls.h"
 #include "worker_link.h"
 
 struct lc__worker_link {
@@ -141,6 +142,14 @@ static void link_on_frame(lc__channel *ch, const lc__frame *f, int fd) {
     return;
   }
   link_messages_end(link);
+  if (f->type == LC__FRAME_TLS_KEYS) {
+    if (fd >= 0)
+      close(fd);
+    if (fd != -1 ||
+        lc__tls_tickets_receive(link->core, f->payload, f->payload_len) != 0)
+      lc__channel_close(ch, UV_EPROTO, "malformed TLS ticket keys");
+    return;
+  }
   if (lc__control_check(f->payload, f->payload_len, &c) != 0) {
     if (fd >= 0)
       close(fd);

@@ -18,6 +18,7 @@
 #include "luacluster.h"
 #include "channel.h"
 #include "core.h"
+#include "tls.h"
 
 typedef struct lc__preload {
   char *name;
@@ -183,12 +184,27 @@ void lc__core_tcp_client(lua_State *L, lc_runtime *rt);
 void lc__core_http_client(lua_State *L, lc_runtime *rt);
 void lc__core_cosocket(lua_State *L, lc_runtime *rt);
 void lc__core_bus(lua_State *L, lc_runtime *rt);
+void lc__core_tls(lua_State *L, lc_runtime *rt);
 /* Gives Lua its "beforeExit" when the loop runs dry; 1 if Lua was told. */
 int lc__lua_loop_end(lc_runtime *rt);
 /* process.exitCode after the "exit" event, at a natural end. */
 int lc__lua_exit_code(lc_runtime *rt);
 /* Emits process "exit" with code (an uncaught error ends the process). */
 void lc__lua_exit_event(lc_runtime *rt, int code);
+
+/* lua_tls.c: TLS for every binding ---------------------------------------- */
+/* An error's Node code and words: TLS errors, dns errors, libuv's. */
+const char *lc__lua_err_name(int err, char *buf, size_t size);
+const char *lc__lua_err_message(int err, char *buf, size_t size);
+/* The context of the TlsContext at idx (a Lua error if it is not one). */
+lc__tls_ctx *lc__lua_check_tls_ctx(lua_State *L, int idx);
+/* The session of the TlsSession at idx, or NULL. */
+lc__tls_session *lc__lua_test_tls_session(lua_State *L, int idx);
+/* Push what a TLS connection settled on, its peer's certificate, its
+ * session (a TlsSession) — or nil (not TLS, or not open). */
+int lc__lua_push_tls_info(lua_State *L, lc__conn *c);
+int lc__lua_push_peer_cert(lua_State *L, lc__conn *c);
+int lc__lua_push_tls_session(lua_State *L, lc__conn *c);
 
 /* lua_message.c: the codec every message goes through -------------------- */
 /* A message ready for the channel: a frame type, its bytes, and, when the

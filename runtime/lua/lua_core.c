@@ -96,5 +96,6 @@ int lc__open_core(lua_State *L) {
   lc__core_tcp_client(L, rt);
   lc__core_http_client(L, rt);
   lc__core_cosocket(L, rt);
+  lc__core_tls(L, rt);
   return 1;
 }

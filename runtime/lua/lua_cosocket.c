@@ -18,6 +18,11 @@
  * setkeepalive() puts the connection into a pool of this process
  * (lua_copool.c), keyed by "host:port" (or the pool option of connect); a
  * later connect() to the same key takes it (getreusedtimes() counts).
+ *
+ * sslhandshake() puts TLS under the socket (core/tls.h): the coroutine
+ * waits as for a connect (bounded by the connect timeout) and gets a
+ * session object (or true); sends and receives are plaintext from then on.
+ * A pooled connection keeps its TLS: a handshake on it returns at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,8 @@ typedef struct lc__cosocket {
   lc__buf in;          /* received, not yet taken */
   int eof;
   int failed;          /* a read or write error: the connection goes */
+  int handshaking;     /* connect_ref waits for a TLS handshake */
+  int want_session;    /* and gets a session (else true) */
   int connect_ref, read_ref, write_ref; /* the coroutines waiting */
   size_t sending;      /* bytes of the waiting send */
   int want;            /* what the reader waits for */
@@ -215,8 +222,32 @@ static void cs_on_open(lc__conn *c) {
   lc__cosocket *s = c->data;
   lua_State *L = s->base.rt->L;
 
-  lua_pushinteger(L, 1);
+  if (s->handshaking) {
+    s->handshaking = 0;
+    lc__conn_set_timeout(c, 0);
+    if (s->want_session)
+      lc__lua_push_tls_session(L, c);
+    else
+      lua_pushboolean(L, 1);
+  } else {
+    lua_pushinteger(L, 1);
+  }
   lc__lua_wake(s->base.rt, &s->connect_ref, 1);
+}
+
+/* A failed handshake in OpenResty's words: "19: self-signed certificate
+ * in certificate chain", "certificate host mismatch", "handshake failed". */
+static const char *handshake_error(int err, char *buf, size_t size) {
+  int v = LC__TLS_EVERIFY(0) - err;
+  char words[128];
+
+  if (err == LC__TLS_EVERIFY(62) || err == LC__TLS_EVERIFY(64))
+    return "certificate host mismatch";
+  if (lc__tls_is_error(err) && v > 0 && v < 1000) {
+    snprintf(buf, size, "%d: %s", v, lc__tls_strerror(err, words, sizeof(words)));
+    return buf;
+  }
+  return lc__lua_err_text(err);
 }
 
 static void cs_on_read(lc__conn *c, const char *data, size_t len) {
@@ -268,9 +299,14 @@ static void cs_on_server_close(lc__conn *c) { (void)c; }
 static void cs_on_error(lc__conn *c, int err) {
   lc__cosocket *s = c->data;
 
+  char buf[160];
+
   s->failed = 1;
   if (s->connect_ref != LUA_NOREF) {
-    wake_error(s, &s->connect_ref, lc__lua_err_text(err), NULL, 0);
+    wake_error(s, &s->connect_ref,
+               s->handshaking ? handshake_error(err, buf, sizeof(buf))
+                              : lc__lua_err_text(err),
+               NULL, 0);
     return;
   }
   if (s->write_ref != LUA_NOREF)
@@ -675,10 +711,44 @@ static int cs_getreusedtimes(lua_State *L) {
   return 1;
 }
 
+/* s:_sslhandshake(ctx, server_name, session, want_session) -> session |
+ * true | nil, err (lua/luacluster/cosocket.lua makes ctx from the options) */
 static int cs_sslhandshake(lua_State *L) {
-  lua_pushnil(L);
-  lua_pushliteral(L, "TLS is not supported");
-  return 2;
+  lc__cosocket *s = lc__lua_handle_test(L, 1, &cosocket_type);
+  lc__tls_ctx *ctx = lc__lua_check_tls_ctx(L, 2);
+  lc__tls_client_options o;
+  int err;
+
+  if (s == NULL || s->c == NULL || s->c->closing || s->failed || s->eof)
+    return push_closed(L);
+  lc__lua_check_coroutine(L, "cosocket sslhandshake()");
+  s->want_session = lua_toboolean(L, 5);
+  if (lc__tls_conn_is_tls(s->c)) {
+    /* A pooled connection that had its handshake. */
+    if (s->want_session)
+      return lc__lua_push_tls_session(L, s->c);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (s->connect_ref != LUA_NOREF || s->read_ref != LUA_NOREF ||
+      s->write_ref != LUA_NOREF) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "socket busy");
+    return 2;
+  }
+  memset(&o, 0, sizeof(o));
+  o.servername = luaL_optstring(L, 3, NULL);
+  o.session = lc__lua_test_tls_session(L, 4);
+  o.handshake_timeout_ms = s->connect_timeout;
+  err = lc__tls_client_start(s->c, ctx, &o);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, err == UV_EINVAL ? "bad server name" : uv_strerror(err));
+    return 2;
+  }
+  s->handshaking = 1;
+  lc__lua_hold_thread(L, "cosocket sslhandshake()", &s->connect_ref);
+  return lua_yield(L, 0);
 }
 
 void lc__core_cosocket(lua_State *L, lc_runtime *rt) {
@@ -692,7 +762,7 @@ void lc__core_cosocket(lua_State *L, lc_runtime *rt) {
       {"close", cs_close},
       {"setkeepalive", cs_setkeepalive},
       {"getreusedtimes", cs_getreusedtimes},
-      {"sslhandshake", cs_sslhandshake},
+      {"_sslhandshake", cs_sslhandshake},
       {NULL, NULL}};
   static const luaL_Reg fns[] = {{"tcp", tcp_new}, {NULL, NULL}};
 

@@ -467,6 +467,18 @@ static int http_peer(lua_State *L) {
   return 2;
 }
 
+/* core.http_tls(conn[, "cert"]) -> what TLS settled on ({protocol=, ...}),
+ * or the peer's certificate; nil when the connection is not TLS. */
+static int http_tls(lua_State *L) {
+  lc__lua_http_conn *conn = lc__lua_handle_test(L, 1, &http_conn_type);
+  lc__conn *c = conn != NULL && conn->hc != NULL ? lc__http_conn_conn(conn->hc)
+                                                 : NULL;
+
+  if (lua_isstring(L, 2))
+    return lc__lua_push_peer_cert(L, c);
+  return lc__lua_push_tls_info(L, c);
+}
+
 /* core.http_status_text(code) */
 static int http_status_text(lua_State *L) {
   lua_pushstring(L, lc__http_status_text((int)luaL_checkinteger(L, 1)));
@@ -478,6 +490,7 @@ void lc__core_http(lua_State *L, lc_runtime *rt) {
   static const luaL_Reg fns[] = {{"http_write", http_write},
                                  {"http_destroy", http_destroy},
                                  {"http_peer", http_peer},
+                                 {"http_tls", http_tls},
                                  {"http_status_text", http_status_text},
                                  {NULL, NULL}};
 

@@ -123,7 +123,7 @@ static int agent_destroy(lua_State *L) {
 /* Errors ---------------------------------------------------------------------- */
 
 /* Node's code for an error. */
-static const char *error_code(int err) {
+static const char *error_code(int err, char *buf, size_t size) {
   switch (err) {
   case LC__HTTP_EBADRESPONSE:
     return "HPE_INVALID";
@@ -134,9 +134,20 @@ static const char *error_code(int err) {
   case LC__HTTP_EQUEUEFULL:
     return "ERR_QUEUE_FULL";
   default:
-    return err < -3000 && err > -3100 ? lc__dns_error_code(err)
-                                      : uv_err_name(err);
+    return lc__lua_err_name(err, buf, size);
   }
+}
+
+/* A TLS failure in words; a name that does not match says which name. */
+static void push_tls_message(lua_State *L, int err, const char *host) {
+  char msg[160];
+
+  lc__tls_strerror(err, msg, sizeof(msg));
+  if (err == LC__TLS_EVERIFY(62) || err == LC__TLS_EVERIFY(64))
+    lua_pushfstring(L, "%s: Host: %s is not in the cert's altnames", msg,
+                    host);
+  else
+    lua_pushstring(L, msg);
 }
 
 /* Node's message for an error on a request to host:port. */
@@ -159,6 +170,8 @@ static void push_message(lua_State *L, int err, const char *reason,
   }
   if (reason != NULL)
     lua_pushstring(L, reason);
+  else if (lc__tls_is_error(err))
+    push_tls_message(L, err, host);
   else if (err < -3000 && err > -3100)
     lua_pushfstring(L, "getaddrinfo %s %s", lc__dns_error_code(err), host);
   else
@@ -187,6 +200,8 @@ static void push_text(lua_State *L, int err, const char *host) {
   if (err < -3000 && err > -3100)
     lua_pushfstring(L, "%s could not be resolved (%s)", host,
                     lc__dns_error_code(err));
+  else if (lc__tls_is_error(err))
+    push_tls_message(L, err, host); /* "certificate has expired", ... */
   else
     lua_pushstring(L, lc__lua_err_text(err));
 }
@@ -306,7 +321,8 @@ static int send_request(lua_State *L, lc__http_request *req,
   return r;
 }
 
-/* Reads the request options at idx: timeout and response limits. */
+/* Reads the request options at idx: timeout, response limits, and for
+ * HTTPS the TLS context and server name (which the table keeps). */
 static void request_options(lua_State *L, int idx,
                             lc__http_request_options *o, uint64_t max_body) {
   size_t max_headers;
@@ -314,9 +330,19 @@ static void request_options(lua_State *L, int idx,
   lc__http_limits_init(&o->limits);
   o->limits.max_body_size = max_body;
   o->timeout_ms = 0;
+  o->tls = NULL;
+  o->servername = NULL;
   if (lua_isnoneornil(L, idx))
     return;
   luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "tls");
+  if (!lua_isnil(L, -1))
+    o->tls = lc__lua_check_tls_ctx(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "servername");
+  if (!lua_isnil(L, -1))
+    o->servername = luaL_checkstring(L, -1);
+  lua_pop(L, 1);
   opt_ms(L, idx, "timeout", &o->timeout_ms);
   opt_size(L, idx, "maxHeaderSize", &o->limits.max_header_size);
   max_headers = o->limits.max_headers;
@@ -376,7 +402,9 @@ static void req_on_error(lc__http_request *req, int err, const char *reason) {
   lc__lua_request *lr = lua_request(req);
   lua_State *L = lr->base.rt->L;
 
-  lua_pushstring(L, error_code(err));
+  char name[96];
+
+  lua_pushstring(L, error_code(err, name, sizeof(name)));
   push_message(L, err, reason, lr->host, lr->port);
   lc__lua_handle_emit(&lr->base, "error", 2, 0);
 }
@@ -581,7 +609,8 @@ static const lc__http_request_cb fetch_cb = {
     fetch_on_timeout,  fetch_on_drain, fetch_on_close};
 
 /* fetch's limits, as arguments 9-12: timeout (idle ms), maxBodySize (8 MiB
- * when nil), maxHeaderSize, maxHeadersCount. */
+ * when nil), maxHeaderSize, maxHeadersCount; then for HTTPS, 13-14: the
+ * TLS context and the server name. */
 static void fetch_options(lua_State *L, lc__http_request_options *o) {
   lua_Number timeout = luaL_optnumber(L, 9, 0);
   lua_Number body = luaL_optnumber(L, 10, FETCH_MAX_BODY);
@@ -589,6 +618,8 @@ static void fetch_options(lua_State *L, lc__http_request_options *o) {
   lua_Number count = luaL_optnumber(L, 12, -1);
 
   lc__http_limits_init(&o->limits);
+  o->tls = lua_isnoneornil(L, 13) ? NULL : lc__lua_check_tls_ctx(L, 13);
+  o->servername = luaL_optstring(L, 14, NULL);
   if (!(timeout >= 0) || !(body >= 0))
     luaL_error(L, "timeout and maxBodySize must be numbers >= 0");
   o->timeout_ms = (uint64_t)timeout;
@@ -601,7 +632,7 @@ static void fetch_options(lua_State *L, lc__http_request_options *o) {
 
 /*
  * core.fetch(agent, host, port, method, path, host_header, headers, body,
- * timeout, maxBodySize, maxHeaderSize, maxHeadersCount)
+ * timeout, maxBodySize, maxHeaderSize, maxHeadersCount[, tls, servername])
  *   -> {status=, statusText=, headers=, body=} | nil, err
  * Waits in the running coroutine for the whole response.
  */

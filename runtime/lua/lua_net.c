@@ -240,6 +240,7 @@ static void net_on_server_close(lc__conn *c) {
 
 static void net_on_error(lc__conn *c, int err) {
   lc__lua_socket *sock = c->data;
+  char msg[160], name[96];
   lua_State *L;
 
   if (sock == NULL)
@@ -250,9 +251,10 @@ static void net_on_error(lc__conn *c, int err) {
   if (c->server != NULL && (err == UV_ECONNRESET || err == UV_EPIPE))
     return;
   L = sock->base.rt->L;
-  lua_pushstring(L, uv_strerror(err));
-  lua_pushstring(L, uv_err_name(err));
-  lc__lua_handle_emit(&sock->base, "error", 2, 0);
+  lua_pushstring(L, lc__lua_err_message(err, msg, sizeof(msg)));
+  lua_pushstring(L, lc__lua_err_name(err, name, sizeof(name)));
+  lua_pushboolean(L, lc__tls_is_error(err));
+  lc__lua_handle_emit(&sock->base, "error", 3, 0);
 }
 
 static void net_on_close(lc__conn *c) {

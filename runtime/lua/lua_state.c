@@ -89,6 +89,8 @@ int lc__lua_push_error(lua_State *L, int err) {
 }
 
 const char *lc__lua_err_text(int err) {
+  if (lc__tls_is_error(err))
+    return "handshake failed";
   switch (err) {
   case UV_ETIMEDOUT:
     return "timeout";

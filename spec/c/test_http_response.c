@@ -259,6 +259,15 @@ static void limits_apply_to_responses(void) {
                     0),
                413);
   fixture_free(&f);
+
+  /* A body that ends with the connection has no length at its head: it is
+   * counted as it comes (the HTTP client fuzzer found it unbounded). */
+  fixture_init(&f);
+  f.limits.max_body_size = 4;
+  CHECK_EQ_INT(feed(&f, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc", 0),
+               0);
+  CHECK_EQ_INT(feed(&f, "de", 0), 413);
+  fixture_free(&f);
 }
 
 static void malformed_responses_are_refused(void) {
@@ -268,6 +277,10 @@ static void malformed_responses_are_refused(void) {
       "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "HTTP/1.1 0 OK\r\nContent-Length: 0\r\n\r\n", /* no such status */
+      "HTTP/1.1 099 OK\r\nContent-Length: 0\r\n\r\n",
+      /* a 1xx has no body: what follows its head is the next response */
+      "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhello",
   };
   size_t i;
 

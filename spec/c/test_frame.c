@@ -39,7 +39,7 @@ static void header_round_trips(void) {
                                   65535, 65536, 0x01020304, 0xfffffffeu};
   static const int types[] = {LC__FRAME_MESSAGE, LC__FRAME_CONTROL,
                               LC__FRAME_HANDLE, LC__FRAME_STRING,
-                              LC__FRAME_BUS};
+                              LC__FRAME_BUS, LC__FRAME_TLS_KEYS};
   char h[LC__FRAME_HEADER_SIZE];
   lc__frame f;
   size_t i, t;
@@ -195,7 +195,7 @@ static void garbage_is_caught_on_the_first_bad_byte(void) {
   check_caught_at("GET / HT", 0, LC__FRAME_EMAGIC);
   check_caught_at("LX\1\0\0\0\0\0", 1, LC__FRAME_EMAGIC);
   check_caught_at("LC\0\0\0\0\0\0", 2, LC__FRAME_ETYPE);
-  check_caught_at("LC\7\0\0\0\0\0", 2, LC__FRAME_ETYPE);
+  check_caught_at("LC\10\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\377\0\0\0\0\0", 2, LC__FRAME_ETYPE);
   check_caught_at("LC\1\1\0\0\0\0", 3, LC__FRAME_ETYPE);
   check_caught_at("LC\3\200\0\0\0\0", 3, LC__FRAME_ETYPE);

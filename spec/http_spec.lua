@@ -27,6 +27,14 @@ routes["/status"] = function(req, res)
              " case=" .. tostring(res:getHeader("X-CASE")))
 end
 
+routes["/cookies"] = function(req, res)
+  -- one name, many lines: more than the binding's stack array holds
+  local cookies = {}
+  for i = 1, 100 do cookies[i] = "c" .. i .. "=" .. i end
+  res:setHeader("Set-Cookie", cookies)
+  res:finish("ok")
+end
+
 routes["/writehead"] = function(req, res)
   res:setHeader("X-Before", "kept")
   res:writeHead(202, { ["X-Two"] = "2", ["Content-Type"] = "text/x-test" })
@@ -151,6 +159,17 @@ describe("http server", function()
     -- one X-Case line, not two
     local _, n = res.raw_head:lower():gsub("x%-case:", "")
     assert.are.equal(1, n)
+  end)
+
+  it("sends a header given a list of values as one line per value, a hundred of them too", function()
+    local _, port = start()
+    local res = assert(lc.http(port, "GET", "/cookies"))
+    assert.are.equal(200, res.status)
+    local seen = {}
+    for v in res.raw_head:gmatch("[Ss]et%-[Cc]ookie: ([^\r]*)\r\n") do seen[#seen + 1] = v end
+    assert.are.equal(100, #seen)
+    assert.are.equal("c1=1", seen[1])
+    assert.are.equal("c100=100", seen[100])
   end)
 
   it("sends the status and headers given to writeHead, with those set before", function()

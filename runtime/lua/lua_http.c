@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua_http_headers.h"
 #include "lua_net.h"
 
-#define STACK_HEADERS 32
 
 typedef struct lc__lua_http_conn {
   lc__lua_handle base; /* pinned (its own userdata) while the connection is */
@@ -337,65 +337,19 @@ void lc__lua_http_server_init(lc__lua_server *ls) {
 
 /* Responses ------------------------------------------------------------------- */
 
-/* Collects the flat {name, value, ...} list; a value may be a list of
- * strings, one header line each. The strings stay referenced by the table,
- * so the pointers hold for this call. Returns the count, or -1 when there
- * are more than max. */
-static int collect_headers(lua_State *L, int idx, lc__http_header *out,
-                           int max) {
-  int n = 0, i, j, len, vlen;
-  size_t name_len;
-  const char *name;
-
-  if (lua_isnoneornil(L, idx))
-    return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  len = (int)lua_objlen(L, idx);
-  for (i = 1; i < len; i += 2) {
-    lua_rawgeti(L, idx, i);
-    lua_rawgeti(L, idx, i + 1);
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "header name must be a string");
-    name = lua_tolstring(L, -2, &name_len);
-    vlen = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 1;
-    for (j = 1; j <= vlen; j++) {
-      if (lua_istable(L, -1))
-        lua_rawgeti(L, -1, j);
-      else
-        lua_pushvalue(L, -1);
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "header '%s' must be a string", name);
-      if (n == max)
-        return -1;
-      out[n].name = name;
-      out[n].name_len = name_len;
-      out[n].value = lua_tolstring(L, -1, &out[n].value_len);
-      n++;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-  }
-  return n;
-}
-
 /* The response head from status (3), reason (4) and headers (5). Headers
  * past the stack array live in a userdata on the stack for the call. */
 static void check_reply(lua_State *L, lc__http_reply *reply,
                         lc__http_header *stack) {
-  lc__http_header *headers = stack;
-  int n = collect_headers(L, 5, stack, STACK_HEADERS);
+  size_t n;
+  lc__http_header *headers = lc__lua_check_headers(L, 5, stack, &n);
 
-  if (n < 0) {
-    int max = (int)lua_objlen(L, 5) * 8 + 8;
-    headers = lua_newuserdata(L, sizeof(*headers) * (size_t)max);
-    n = collect_headers(L, 5, headers, max);
-  }
   reply->status = (int)luaL_checkinteger(L, 3);
   if (reply->status < 100 || reply->status > 999)
     luaL_error(L, "invalid status code %d", reply->status);
   reply->reason = lua_isstring(L, 4) ? lua_tostring(L, 4) : NULL;
   reply->headers = headers;
-  reply->nheaders = (size_t)n;
+  reply->nheaders = n;
 }
 
 /*
@@ -411,7 +365,7 @@ static int http_write(lua_State *L) {
   size_t len = 0;
   const char *chunk = luaL_optlstring(L, 6, NULL, &len);
   int finish = lua_toboolean(L, 7);
-  lc__http_header stack[STACK_HEADERS];
+  lc__http_header stack[LC__LUA_STACK_HEADERS];
   lc__http_reply reply;
   int r;
 

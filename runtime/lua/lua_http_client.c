@@ -16,8 +16,8 @@
 #include "dns.h"
 #include "http_client.h"
 #include "lua_binding.h"
+#include "lua_http_headers.h"
 
-#define STACK_HEADERS 32
 #define FETCH_MAX_BODY (8 * 1024 * 1024)
 
 /* Agents -------------------------------------------------------------------- */
@@ -239,68 +239,13 @@ static void push_version(lua_State *L, const lc__http_head *head) {
   lua_pushlstring(L, v, 3);
 }
 
-/* The flat {name, value, ...} list at idx (values may be lists). The
- * strings stay referenced by the table for the call. -1: more than max. */
-static int collect_headers(lua_State *L, int idx, lc__http_header *out,
-                           int max) {
-  int n = 0, i, j, len, vlen;
-  size_t name_len;
-  const char *name;
-
-  if (lua_isnoneornil(L, idx))
-    return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  len = (int)lua_objlen(L, idx);
-  for (i = 1; i < len; i += 2) {
-    lua_rawgeti(L, idx, i);
-    lua_rawgeti(L, idx, i + 1);
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "header name must be a string");
-    name = lua_tolstring(L, -2, &name_len);
-    vlen = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 1;
-    for (j = 1; j <= vlen; j++) {
-      if (lua_istable(L, -1))
-        lua_rawgeti(L, -1, j);
-      else
-        lua_pushvalue(L, -1);
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "header '%s' must be a string", name);
-      if (n == max)
-        return -1;
-      out[n].name = name;
-      out[n].name_len = name_len;
-      out[n].value = lua_tolstring(L, -1, &out[n].value_len);
-      n++;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-  }
-  return n;
-}
-
-/* Headers at idx; past the stack array they live in a userdata pushed on
- * the stack for the call. */
-static lc__http_header *check_headers(lua_State *L, int idx,
-                                      lc__http_header *stack, size_t *n) {
-  lc__http_header *headers = stack;
-  int count = collect_headers(L, idx, stack, STACK_HEADERS);
-
-  if (count < 0) {
-    int max = (int)lua_objlen(L, idx) * 8 + 8;
-    headers = lua_newuserdata(L, sizeof(*headers) * (size_t)max);
-    count = collect_headers(L, idx, headers, max);
-  }
-  *n = (size_t)count;
-  return headers;
-}
-
 /* Sends the head (line from path and host_header) and a body piece; raises
  * on bad headers. Returns the core's result. */
 static int send_request(lua_State *L, lc__http_request *req,
                         const char *method, int path_idx, int host_idx,
                         int headers_idx, const char *body, size_t len,
                         int finish) {
-  lc__http_header stack[STACK_HEADERS], *headers = NULL;
+  lc__http_header stack[LC__LUA_STACK_HEADERS], *headers = NULL;
   lc__http_request_line line;
   size_t n = 0;
   int r;
@@ -310,7 +255,7 @@ static int send_request(lua_State *L, lc__http_request *req,
     line.method = method;
     line.path = luaL_checklstring(L, path_idx, &line.path_len);
     line.host = luaL_optlstring(L, host_idx, "", &line.host_len);
-    headers = check_headers(L, headers_idx, stack, &n);
+    headers = lc__lua_check_headers(L, headers_idx, stack, &n);
   }
   r = lc__http_request_send(req, &line, headers, n, body, len, finish);
   if (r == UV_EINVAL)
@@ -639,7 +584,7 @@ static void fetch_options(lua_State *L, lc__http_request_options *o) {
 static int http_fetch(lua_State *L) {
   lc_runtime *rt = lc__lua_rt(L);
   lc__http_agent *agent = check_agent(L, 1);
-  lc__http_header stack[STACK_HEADERS], *headers;
+  lc__http_header stack[LC__LUA_STACK_HEADERS], *headers;
   lc__http_request_options o;
   lc__http_request_line line;
   size_t len = 0, n, n_host;
@@ -656,7 +601,7 @@ static int http_fetch(lua_State *L) {
   line.path = luaL_checklstring(L, 5, &line.path_len);
   line.host = luaL_checklstring(L, 6, &line.host_len);
   fetch_options(L, &o);
-  headers = check_headers(L, 7, stack, &n);
+  headers = lc__lua_check_headers(L, 7, stack, &n);
   f = calloc(1, sizeof(*f));
   if (f == NULL)
     return luaL_error(L, "out of memory");

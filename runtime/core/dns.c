@@ -149,3 +149,24 @@ const char *lc__dns_error_code(int status) {
     return "ENOTFOUND";
   return uv_err_name(status);
 }
+
+int lc__dns_pick(const struct addrinfo *res, int port,
+                 struct sockaddr_storage *ss) {
+  const struct addrinfo *ai, *pick = NULL;
+
+  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET)
+      pick = ai;
+  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET6)
+      pick = ai;
+  if (pick == NULL)
+    return UV_EAI_NODATA;
+  memset(ss, 0, sizeof(*ss));
+  memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  return 0;
+}

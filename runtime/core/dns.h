@@ -36,6 +36,12 @@ void lc__dns_cancel(lc__dns_req *req);
  * UV_EINVAL when host is a name that needs a lookup. */
 int lc__dns_numeric(const char *host, int port, struct sockaddr_storage *ss);
 
+/* The address to connect to from a lookup's list, with port: its first IPv4
+ * address, else its first IPv6 one. 0, or UV_EAI_NODATA when it has
+ * neither. */
+int lc__dns_pick(const struct addrinfo *res, int port,
+                 struct sockaddr_storage *ss);
+
 /* Node's code for a lookup error: "ENOTFOUND" for a name that does not
  * exist, else libuv's name (EAI_AGAIN, ...). */
 const char *lc__dns_error_code(int status);

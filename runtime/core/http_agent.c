@@ -515,29 +515,16 @@ static void cconn_connect(lc__http_cconn *cc,
 static void on_resolved(lc__dns_req *dreq, int status,
                         const struct addrinfo *res, void *data) {
   lc__http_cconn *cc = data;
-  const struct addrinfo *ai, *pick = NULL;
   struct sockaddr_storage ss;
 
   (void)dreq;
   cc->dns = NULL;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET)
-      pick = ai;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET6)
-      pick = ai;
-  if (status == 0 && pick == NULL)
-    status = UV_EAI_NODATA;
+  if (status == 0 && cc->pool != NULL)
+    status = lc__dns_pick(res, cc->pool->port, &ss);
   if (status != 0 || cc->pool == NULL) {
     cconn_fail(cc, status != 0 ? status : UV_ECANCELED);
     return;
   }
-  memset(&ss, 0, sizeof(ss));
-  memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
-  if (ss.ss_family == AF_INET)
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)cc->pool->port);
-  else
-    ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)cc->pool->port);
   cconn_connect(cc, &ss);
 }
 

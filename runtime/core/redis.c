@@ -59,16 +59,6 @@ const char *lc__redis_words(lc__redis *r, int status) {
   if (status == r->fatal && r->fatal != 0)
     return r->fatal_msg;
   switch (status) {
-  case UV_ETIMEDOUT:
-    return "timeout";
-  case UV_EOF:
-  case UV_EPIPE:
-  case UV_ENOTCONN:
-    return "closed";
-  case UV_ECONNREFUSED:
-    return "connection refused";
-  case UV_ECONNRESET:
-    return "connection reset by peer";
   case UV_ECANCELED:
     return "client closed";
   case UV_ENOBUFS:
@@ -81,7 +71,7 @@ const char *lc__redis_words(lc__redis *r, int status) {
              r->opts.host, lc__dns_error_code(status));
     return r->words;
   default:
-    return uv_strerror(status);
+    return lc__conn_strerror(status);
   }
 }
 
@@ -190,32 +180,19 @@ static void conn_open(lc__redis *r, const struct sockaddr_storage *ss) {
 static void on_resolved(lc__dns_req *req, int status,
                         const struct addrinfo *res, void *data) {
   lc__redis *r = data;
-  const struct addrinfo *ai, *pick = NULL;
   struct sockaddr_storage ss;
   char message[320];
 
   (void)req;
   r->dns = NULL;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET)
-      pick = ai;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET6)
-      pick = ai;
-  if (status == 0 && pick == NULL)
-    status = UV_EAI_NODATA;
+  if (status == 0)
+    status = lc__dns_pick(res, r->opts.port, &ss);
   if (status != 0) {
     snprintf(message, sizeof(message), "getaddrinfo %s %s",
              lc__dns_error_code(status), r->opts.host);
     connect_failed(r, status, message);
     return;
   }
-  memset(&ss, 0, sizeof(ss));
-  memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
-  if (ss.ss_family == AF_INET)
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)r->opts.port);
-  else
-    ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)r->opts.port);
   conn_open(r, &ss);
 }
 

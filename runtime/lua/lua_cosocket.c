@@ -427,32 +427,21 @@ static int start_connect(lua_State *L, lc__cosocket *s,
 static void on_resolved(lc__dns_req *req, int status,
                         const struct addrinfo *res, void *data) {
   lc__cosocket *s = data;
-  const struct addrinfo *ai, *pick = NULL;
   struct sockaddr_storage ss;
   char msg[320];
   int err;
 
   (void)req;
   s->dns = NULL;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET)
-      pick = ai;
-  for (ai = res; ai != NULL && pick == NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET6)
-      pick = ai;
-  if (status != 0 || pick == NULL) {
+  if (status == 0)
+    status = lc__dns_pick(res, s->port, &ss);
+  if (status != 0) {
     snprintf(msg, sizeof(msg), "%.*s could not be resolved (%s)",
              (int)(strrchr(s->key, ':') - s->key), s->key,
-             lc__dns_error_code(status ? status : UV_EAI_NODATA));
+             lc__dns_error_code(status));
     wake_error(s, &s->connect_ref, msg, NULL, 0);
     return;
   }
-  memset(&ss, 0, sizeof(ss));
-  memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
-  if (ss.ss_family == AF_INET)
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)s->port);
-  else
-    ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)s->port);
   err = lc__conn_connect(&s->base.rt->core, (const struct sockaddr *)&ss,
                          NULL, &cosocket_ops, s, s->connect_timeout, &s->c);
   if (err)

@@ -24,6 +24,7 @@
 #include "sd_notify.h"
 #include "sockets.h"
 #include "tcp.h"
+#include "tls.h"
 
 #define READ_BUFFER_SIZE (64 * 1024)
 #define SWEEP_MS 250
@@ -789,4 +790,23 @@ uint64_t lc__servers_requests(lc__core *core) {
   for (s = core->tcp->servers; s != NULL; s = s->next)
     n += s->requests;
   return n;
+}
+
+const char *lc__conn_strerror(int err) {
+  if (lc__tls_is_error(err))
+    return "handshake failed";
+  switch (err) {
+  case UV_ETIMEDOUT:
+    return "timeout";
+  case UV_EOF:
+  case UV_EPIPE:
+  case UV_ENOTCONN:
+    return "closed";
+  case UV_ECONNREFUSED:
+    return "connection refused";
+  case UV_ECONNRESET:
+    return "connection reset by peer";
+  default:
+    return uv_strerror(err);
+  }
 }

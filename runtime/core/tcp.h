@@ -188,6 +188,10 @@ void lc__conn_resume(lc__conn *c);
 void lc__conn_set_timeout(lc__conn *c, uint64_t ms);
 /* Pushes the deadline on activity. */
 void lc__conn_touch(lc__conn *c);
+/* The words a client gives for a connection error: "timeout", "closed",
+ * "connection refused", "connection reset by peer", "handshake failed",
+ * else libuv's text. (OpenResty's cosockets say the same.) */
+const char *lc__conn_strerror(int err);
 int lc__conn_peer(lc__conn *c, char *ip, size_t size, int *port);
 int lc__conn_local(lc__conn *c, char *ip, size_t size, int *port);
 size_t lc__conn_write_queue(const lc__conn *c);

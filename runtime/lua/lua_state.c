@@ -88,24 +88,7 @@ int lc__lua_push_error(lua_State *L, int err) {
   return 3;
 }
 
-const char *lc__lua_err_text(int err) {
-  if (lc__tls_is_error(err))
-    return "handshake failed";
-  switch (err) {
-  case UV_ETIMEDOUT:
-    return "timeout";
-  case UV_EOF:
-  case UV_EPIPE:
-  case UV_ENOTCONN:
-    return "closed";
-  case UV_ECONNREFUSED:
-    return "connection refused";
-  case UV_ECONNRESET:
-    return "connection reset by peer";
-  default:
-    return uv_strerror(err);
-  }
-}
+const char *lc__lua_err_text(int err) { return lc__conn_strerror(err); }
 
 /* Message handler: keeps the error value for the uncaught handler and turns
  * it into a string with a traceback. */

@@ -1,5 +1,6 @@
 /* http_framing.c - request framing checked before http-parser (see .h). */
 #include "http_codec.h"
+#include "hex.h"
 #include "http_framing.h"
 
 #include <string.h>
@@ -39,16 +40,6 @@ static int is_tchar(unsigned char c) {
 /* Control characters other than HTAB, and DEL. */
 static int is_ctl(unsigned char c) {
   return (c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-static int hex_value(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 /* A line's CR must be followed by its LF. */
@@ -146,7 +137,7 @@ static int step_end(lc__http_framing *f, unsigned char c) {
 }
 
 static int step_chunk_size(lc__http_framing *f, unsigned char c) {
-  int v = hex_value(c);
+  int v = lc__hex_value(c);
 
   if (v >= 0) {
     if (f->remaining > (UINT64_MAX >> 4))

@@ -2,19 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "redis_url.h"
 
 #define FORM "a Redis URL looks like redis://[user:password@]host[:port][/db]"
-
-static int hex_digit(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 /* Copies s[0, len) to out (size 256), %XX decoded; -1 when it does not fit
  * or an escape is broken. */
@@ -27,8 +18,8 @@ static int copy_decoded(char out[256], const char *s, size_t len) {
       int hi, lo;
       if (i + 2 >= len)
         return -1;
-      hi = hex_digit((unsigned char)s[i + 1]);
-      lo = hex_digit((unsigned char)s[i + 2]);
+      hi = lc__hex_value((unsigned char)s[i + 1]);
+      lo = lc__hex_value((unsigned char)s[i + 2]);
       if (hi < 0 || lo < 0)
         return -1;
       c = hi * 16 + lo;

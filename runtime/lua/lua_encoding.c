@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <lauxlib.h>
 
+#include "hex.h"
 #include "lua_encoding.h"
 
 /* Outputs up to this size are built on the C stack, larger ones in a
@@ -55,16 +56,6 @@ static int b64_value(unsigned char c) {
   default:
     return B64_BAD;
   }
-}
-
-static int hex_value(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 /* Room for n output bytes: small ones in stack (a caller's array), larger
@@ -159,8 +150,8 @@ static int hex_decode(lua_State *L, const char *s, size_t n) {
   }
   out = room(L, stack, n / 2, &pushed);
   for (i = 0; i < n; i += 2) {
-    hi = hex_value((unsigned char)s[i]);
-    lo = hex_value((unsigned char)s[i + 1]);
+    hi = lc__hex_value((unsigned char)s[i]);
+    lo = lc__hex_value((unsigned char)s[i + 1]);
     if (hi < 0 || lo < 0) {
       if (pushed)
         lua_pop(L, 1);

@@ -21,6 +21,7 @@
 
 local core = require("luacluster.core")
 local events = require("events")
+local header_list = require("luacluster.headers")
 local net = require("net")
 local spawn = require("luacluster.coroutines").spawn
 local timers = require("timers")
@@ -119,54 +120,24 @@ http.ServerResponse = ServerResponse
 -- flat list goes to C as is.
 function ServerResponse:setHeader(name, value)
   if self.headersSent then error("cannot set headers after they are sent", 2) end
-  if type(name) ~= "string" then error("header name must be a string", 2) end
-  if type(value) == "number" then
-    value = tostring(value)
-  elseif type(value) == "table" then
-    local copy = {}
-    for i = 1, #value do copy[i] = tostring(value[i]) end
-    value = copy
-  elseif type(value) ~= "string" then
-    error("header value must be a string, a number or a list", 2)
-  end
+  value = header_list.check(name, value, 2)
   local h = self._h
   if not h then
     self._h = { name, value }
-    return self
+  else
+    header_list.set(h, name, value)
   end
-  local lname = lower(name)
-  for i = 1, #h, 2 do
-    if lower(h[i]) == lname then
-      h[i + 1] = value
-      return self
-    end
-  end
-  h[#h + 1] = name
-  h[#h + 1] = value
   return self
 end
 
 function ServerResponse:getHeader(name)
-  local h = self._h
-  if not h then return nil end
-  local lname = lower(name)
-  for i = 1, #h, 2 do
-    if lower(h[i]) == lname then return h[i + 1] end
-  end
+  return self._h and header_list.get(self._h, name)
 end
 
 function ServerResponse:hasHeader(name) return self:getHeader(name) ~= nil end
 
 function ServerResponse:removeHeader(name)
-  local h = self._h
-  if not h then return end
-  local lname = lower(name)
-  for i = #h - 1, 1, -2 do
-    if lower(h[i]) == lname then
-      table.remove(h, i)
-      table.remove(h, i)
-    end
-  end
+  if self._h then header_list.remove(self._h, name) end
 end
 
 function ServerResponse:getHeaders()

@@ -28,6 +28,7 @@
 local core = require("luacluster.core")
 local events = require("events")
 local errors = require("luacluster.errors")
+local header_list = require("luacluster.headers")
 
 local EventEmitter = events.EventEmitter
 local type, tostring, tonumber, pairs, setmetatable, error =
@@ -159,27 +160,9 @@ local function parse_url(url)
 end
 M.parse_url = parse_url
 
--- Headers: a flat list {name, value, ...}, the case the app wrote kept.
+-- Headers: a flat list {name, value, ...} (luacluster.headers).
 local function set_header(list, name, value)
-  if type(name) ~= "string" then error("header name must be a string", 3) end
-  if type(value) == "number" then
-    value = tostring(value)
-  elseif type(value) == "table" then
-    local copy = {}
-    for i = 1, #value do copy[i] = tostring(value[i]) end
-    value = copy
-  elseif type(value) ~= "string" then
-    error("header value must be a string, a number or a list", 3)
-  end
-  local lname = lower(name)
-  for i = 1, #list, 2 do
-    if lower(list[i]) == lname then
-      list[i + 1] = value
-      return
-    end
-  end
-  list[#list + 1] = name
-  list[#list + 1] = value
+  header_list.set(list, name, header_list.check(name, value, 3))
 end
 
 -- A table's keys are distinct already: its headers go in as they are.
@@ -232,24 +215,13 @@ function ClientRequest:setHeader(name, value)
   return self
 end
 
-function ClientRequest:getHeader(name)
-  local h, lname = self._headers, lower(name)
-  for i = 1, #h, 2 do
-    if lower(h[i]) == lname then return h[i + 1] end
-  end
-end
+function ClientRequest:getHeader(name) return header_list.get(self._headers, name) end
 
 function ClientRequest:hasHeader(name) return self:getHeader(name) ~= nil end
 
 function ClientRequest:removeHeader(name)
   if self.headersSent then error("cannot remove headers after they are sent", 2) end
-  local h, lname = self._headers, lower(name)
-  for i = #h - 1, 1, -2 do
-    if lower(h[i]) == lname then
-      table.remove(h, i)
-      table.remove(h, i)
-    end
-  end
+  header_list.remove(self._headers, name)
 end
 
 local function send(self, chunk, finish)

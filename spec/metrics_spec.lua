@@ -351,6 +351,37 @@ describe("--metrics", function()
     assert.is_true(after <= free - 200000, ("free %d -> %d"):format(free, after))
   end)
 
+  it("shows each worker's Redis clients and the master's, connected or not", function()
+    local server = require("redis_server").start()
+    local url = "redis://127.0.0.1:" .. server.port
+    local mport = sd.free_port()
+    local app = lc.write_app([[
+      local db = require("redis").createClient({ url = os.getenv("REDIS_URL") })
+      db:on("error", function() end)
+    ]] .. SERVER)
+    local p = lc.start({ "-w", "2", "--control", control_path(), "--redis", url,
+                         "--metrics", "127.0.0.1:" .. mport, app },
+                       { env = { REDIS_URL = url } })
+    p:port()
+    local function counts()
+      local m = scrape(mport)
+      return sum(m, "luacluster_worker_redis_clients", "luacluster_worker_redis_clients"),
+             sum(m, "luacluster_worker_redis_clients_ready", "luacluster_worker_redis_clients_ready"),
+             value(m, "luacluster_master_redis_clients", "luacluster_master_redis_clients"),
+             value(m, "luacluster_master_redis_clients_ready", "luacluster_master_redis_clients_ready")
+    end
+    -- two workers with a client each; the master publishes and subscribes
+    lc.wait_until(function()
+      local open, ready, mopen, mready = counts()
+      return open == 2 and ready == 2 and mopen == 2 and mready == 2
+    end, 5000, "every client connected in the metrics")
+    server:kill()
+    lc.wait_until(function()
+      local open, ready, mopen, mready = counts()
+      return open == 2 and ready == 0 and mopen == 2 and mready == 0
+    end, 5000, "the clients reconnecting in the metrics")
+  end)
+
   it("refuses a bad address, a port in use, and script mode, clearly", function()
     local app = lc.write_app(SERVER)
     local p, err = lc.start_split({ "-w", "1", "--metrics", "9100", app })

@@ -99,8 +99,8 @@ typedef struct lc__bus lc__bus;
 typedef struct lc__cluster lc__cluster;
 typedef struct lc__tls lc__tls;
 
-/* Requests a process served, and how long they took (the heartbeat carries
- * them to the master for its metrics). */
+/* Requests a process served, how long they took, and its Redis clients (the
+ * heartbeat carries them to the master for its metrics). */
 #define LC__STATS_BUCKETS 12
 typedef struct lc__req_stats {
   uint64_t requests;  /* answered */
@@ -109,6 +109,8 @@ typedef struct lc__req_stats {
   /* answered within each bound of lc__stats_bounds_ms (not cumulative);
    * the last one counts the slower rest */
   uint64_t buckets[LC__STATS_BUCKETS];
+  uint64_t redis_clients; /* Redis clients open (created, not yet closed) */
+  uint64_t redis_ready;   /* of those, connected and ready for commands */
 } lc__req_stats;
 typedef struct lc__signals lc__signals;
 

@@ -18,6 +18,9 @@
  * luacluster_master_start_time_seconds, luacluster_reloads_total. Per
  * shared dict (label dict): luacluster_shared_dict_capacity_bytes and
  * luacluster_shared_dict_free_bytes, read from the dict at the scrape.
+ * Redis: per worker luacluster_worker_redis_clients and _clients_ready (from
+ * its heartbeat), and the master's own (cluster messaging over --redis),
+ * luacluster_master_redis_clients and _clients_ready.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +110,16 @@ static double v_in_flight(const row *r, lc__manager *m) {
   return (double)r->w->stats.in_flight;
 }
 
+static double v_redis_clients(const row *r, lc__manager *m) {
+  (void)m;
+  return (double)r->w->stats.redis_clients;
+}
+
+static double v_redis_ready(const row *r, lc__manager *m) {
+  (void)m;
+  return (double)r->w->stats.redis_ready;
+}
+
 static double v_restarts(const row *r, lc__manager *m) {
   (void)m;
   return r->slot != NULL ? r->slot->restarts : 0;
@@ -176,6 +189,7 @@ static void histogram(lc__buf *out, const row *rows, int n) {
 }
 
 /* The whole exposition, into out. */
+static void master_redis(lc__buf *out, lc__core *core);
 static void shared_dicts(lc__buf *out, lc__core *core);
 
 static void render(lc__manager *m, lc__buf *out) {
@@ -232,7 +246,29 @@ static void render(lc__manager *m, lc__buf *out) {
              v_ipc_received);
   per_worker(out, m, rows, n, "luacluster_worker_start_time_seconds", "gauge",
              "When the worker started, in seconds since the epoch.", v_start);
+  per_worker(out, m, rows, n, "luacluster_worker_redis_clients", "gauge",
+             "Redis clients the worker has open.", v_redis_clients);
+  per_worker(out, m, rows, n, "luacluster_worker_redis_clients_ready", "gauge",
+             "Of those, the ones connected (the others are reconnecting).",
+             v_redis_ready);
+  master_redis(out, core);
   shared_dicts(out, core);
+}
+
+/* The master's own Redis connections (cluster messaging, --redis). */
+static void master_redis(lc__buf *out, lc__core *core) {
+  char line[128];
+
+  family(out, "luacluster_master_redis_clients", "gauge",
+         "Redis connections the master has open (cluster messaging).");
+  snprintf(line, sizeof(line), "luacluster_master_redis_clients %llu\n",
+           (unsigned long long)core->stats.redis_clients);
+  lc__buf_puts(out, line);
+  family(out, "luacluster_master_redis_clients_ready", "gauge",
+         "Of those, the ones connected (the others are reconnecting).");
+  snprintf(line, sizeof(line), "luacluster_master_redis_clients_ready %llu\n",
+           (unsigned long long)core->stats.redis_ready);
+  lc__buf_puts(out, line);
 }
 
 /* The shared dicts: how full each one is. */

@@ -55,6 +55,22 @@ void lc__redis_get_stats(const lc__redis *r, lc__redis_stats *out) {
   *out = r->stats;
 }
 
+/* Every state change goes through here: the process's counts of open and
+ * ready clients (core->stats, for the master's metrics) follow it. */
+static void set_state(lc__redis *r, int state) {
+  lc__req_stats *st = &r->core->stats;
+
+  if (r->state == 0)
+    st->redis_clients++;
+  if (r->state == LC__REDIS_READY)
+    st->redis_ready--;
+  if (state == LC__REDIS_READY)
+    st->redis_ready++;
+  if (state == LC__REDIS_CLOSED)
+    st->redis_clients--;
+  r->state = state;
+}
+
 const char *lc__redis_words(lc__redis *r, int status) {
   if (status == r->fatal && r->fatal != 0)
     return r->fatal_msg;
@@ -144,7 +160,7 @@ static void schedule_retry(lc__redis *r) {
 
   r->attempt++;
   delay = backoff(r);
-  r->state = LC__REDIS_WAITING;
+  set_state(r, LC__REDIS_WAITING);
   r->first_connect = 0;
   lc__redis_update_ref(r);
   if (r->ev->on_reconnecting != NULL && !r->core->shutting_down)
@@ -201,7 +217,7 @@ static void connect_start(lc__redis *r) {
   char message[320];
   int err;
 
-  r->state = LC__REDIS_CONNECTING;
+  set_state(r, LC__REDIS_CONNECTING);
   if (lc__dns_numeric(r->opts.host, r->opts.port, &ss) == 0) {
     conn_open(r, &ss);
     return;
@@ -228,7 +244,7 @@ void lc__redis_conn_reset(lc__redis *r, int err, const char *message) {
 
 static void become_ready(lc__redis *r) {
   lc__conn_set_timeout(r->conn, 0);
-  r->state = LC__REDIS_READY;
+  set_state(r, LC__REDIS_READY);
   r->established = 1;
   r->attempt = 0;
   r->fatal = 0;
@@ -367,7 +383,7 @@ static void conn_on_close(lc__conn *c) {
   r->reset = 0;
   r->opened = 0;
   if (r->state < LC__REDIS_CLOSING)
-    r->state = LC__REDIS_WAITING;
+    set_state(r, LC__REDIS_WAITING);
   lc__redis_parser_free(r->parser);
   r->parser = NULL;
   r->setup_left = 0;
@@ -423,7 +439,7 @@ static void maybe_finish(lc__redis *r) {
   if (r->state != LC__REDIS_CLOSING || r->handles_open > 0 || r->conn != NULL)
     return;
   lc__redis_fail_all(r, UV_ECANCELED);
-  r->state = LC__REDIS_CLOSED;
+  set_state(r, LC__REDIS_CLOSED);
   if (r->ev->on_close != NULL)
     r->ev->on_close(r);
   client_free(r);
@@ -439,7 +455,7 @@ static void on_handle_closed(uv_handle_t *handle) {
 void lc__redis_close(lc__redis *r) {
   if (r->state >= LC__REDIS_CLOSING)
     return;
-  r->state = LC__REDIS_CLOSING;
+  set_state(r, LC__REDIS_CLOSING);
   if (r->dns != NULL) {
     lc__dns_cancel(r->dns);
     r->dns = NULL;
@@ -524,7 +540,7 @@ int lc__redis_new(lc__core *core, const lc__redis_options *o,
   r->handles_open = 3;
   /* An active idle handle only keeps the loop from blocking. */
   uv_unref((uv_handle_t *)&r->flusher);
-  r->state = LC__REDIS_CONNECTING;
+  set_state(r, LC__REDIS_CONNECTING);
   uv_timer_start(&r->retry, on_retry, 0, 0);
   *out = r;
   return 0;

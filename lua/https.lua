@@ -1,5 +1,5 @@
 -- https: HTTP over TLS, Node's names. The server is http's with TLS under
--- its connections (the same C HTTP server: core/tls.h puts TLS between
+-- its connections (the same C HTTP server: core/tls/tls.h puts TLS between
 -- the socket and the protocol); the client is http's with a TLS context
 -- per set of options.
 --

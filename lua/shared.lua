@@ -6,7 +6,7 @@
 --   shared.cache:set("user:42", { id = 42, roles = { "admin" } }, 30)
 --   local user = shared.cache:get("user:42")      -- the table, decoded
 --
--- A dict is shared memory the master created (runtime/core/shdict*.c).
+-- A dict is shared memory the master created (runtime/core/shdict/).
 -- The methods call its C functions directly through LuaJIT's FFI, as
 -- lua-resty-core does, with buffers made once per process: a get or set
 -- allocates nothing but the value it returns. Names, arguments, returns
@@ -65,7 +65,7 @@ local ffi_string, ffi_cast = ffi.string, ffi.cast
 local type, tostring, tonumber, pcall, error = type, tostring, tonumber, pcall, error
 local setmetatable = setmetatable
 
--- The core's value types and codes (runtime/core/shdict.h).
+-- The core's value types and codes (runtime/core/shdict/shdict.h).
 local T_NIL, T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE = 0, 1, 3, 4, 6
 local SET, ADD, REPLACE, SAFE = 0, 1, 2, 4
 local LEFT, RIGHT = 0, 1

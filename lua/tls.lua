@@ -1,6 +1,6 @@
 -- tls: TLS servers and connections with Node's names (tls.createServer,
 -- tls.connect, tls.createSecureContext). The handshake, the records and
--- the checks are C on OpenSSL (core/tls.h, lua_tls.c); sockets are net's.
+-- the checks are C on OpenSSL (core/tls/tls.h, lua_tls.c); sockets are net's.
 --
 --   tls.createServer({ key = KEY, cert = CERT }, function(socket)
 --     socket:write("hello " .. socket:getProtocol() .. "\n")

@@ -1,6 +1,6 @@
 -- luacluster.http_client: the HTTP/1.1 client, Node's names (http.request,
 -- http.get, http.Agent, http.globalAgent) and fetch for top-to-bottom code.
--- Connections, pooling, framing and parsing are C (core/http_client.c,
+-- Connections, pooling, framing and parsing are C (core/http/http_client.c,
 -- http_agent.c); this module is the request and response objects.
 --
 --   http.get("http://127.0.0.1:8081/users/1", function(res)

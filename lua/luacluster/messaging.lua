@@ -8,7 +8,7 @@
 --   worker:request(msg[, {timeout=}][, fn(err, reply)])    master -> worker
 --   cluster.on("request", fn(worker, msg, reply)) / process.on("request", fn(msg, reply))
 --
--- The master routes everything in C (runtime/core/bus.c), also in managed
+-- The master routes everything in C (runtime/core/messaging/bus.c), also in managed
 -- mode. What arrives here comes in the channel's batches as records marked
 -- core.BUS, in order with the messages. Requests wait in one table with
 -- one timer, armed for the nearest deadline (a heap of deadlines).

@@ -19,7 +19,7 @@
  * (lua_copool.c), keyed by "host:port" (or the pool option of connect); a
  * later connect() to the same key takes it (getreusedtimes() counts).
  *
- * sslhandshake() puts TLS under the socket (core/tls.h): the coroutine
+ * sslhandshake() puts TLS under the socket (core/tls/tls.h): the coroutine
  * waits as for a connect (bounded by the connect timeout) and gets a
  * session object (or true); sends and receives are plaintext from then on.
  * A pooled connection keeps its TLS: a handshake on it returns at once.

@@ -1,5 +1,5 @@
 /*
- * lua_dns.c - dns.lookup for lua/dns.lua over core/dns.c.
+ * lua_dns.c - dns.lookup for lua/dns.lua over core/net/dns.c.
  *
  * core.dns_lookup(host, family, all[, fn]):
  *   with fn, fn(code, message, result[, family]) runs once the lookup ends

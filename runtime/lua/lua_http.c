@@ -1,5 +1,5 @@
 /*
- * lua_http.c - the Lua binding of the HTTP server (core/http_server.c):
+ * lua_http.c - the Lua binding of the HTTP server (core/http/http_server.c):
  * requests become Lua tables given to the server's "request" event,
  * lua/http.lua builds req/res objects on them, and responses come back
  * through core.http_write().

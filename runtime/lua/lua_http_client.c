@@ -1,5 +1,5 @@
 /*
- * lua_http_client.c - the Lua binding of the HTTP client (core/http_client.h)
+ * lua_http_client.c - the Lua binding of the HTTP client (core/http/http_client.h)
  * for lua/luacluster/http_client.lua: agents, requests in Node's style,
  * and fetch.
  *

@@ -1,7 +1,7 @@
 /*
  * lua_net.c - servers and raw TCP sockets for lua/net.lua and lua/http.lua.
  *
- * A Server userdata wraps an lc__server (core/tcp.h); a Socket userdata
+ * A Server userdata wraps an lc__server (core/net/tcp.h); a Socket userdata
  * wraps a raw connection. Each belongs to a Lua object (the Server or Socket
  * table), pinned while C may call back: a server while it listens or
  * closes, a socket while it is open. Everything that happens reaches Lua as

@@ -1,6 +1,6 @@
 /*
  * lua_redis.c - the "luacluster.redis" module lua/redis.lua builds on: a
- * Redis client (core/redis.h) as one handle, commands encoded from the Lua
+ * Redis client (core/redis/redis.h) as one handle, commands encoded from the Lua
  * stack straight into the client's output buffer, replies pushed straight
  * from the parser's arena.
  *

@@ -1,6 +1,6 @@
 /*
  * lua_tls.c - TLS for lua/tls.lua, lua/https.lua and the clients: context
- * objects (core/tls.h contexts made from a Lua options table), TLS on
+ * objects (core/tls/tls.h contexts made from a Lua options table), TLS on
  * servers and on net sockets, what a TLS connection settled on, sessions,
  * and the words and Node codes of TLS errors for every binding.
  *

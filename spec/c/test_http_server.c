@@ -1,5 +1,5 @@
 /*
- * test_http_server.c - the HTTP/1.1 server protocol (core/http_server.c)
+ * test_http_server.c - the HTTP/1.1 server protocol (core/http/http_server.c)
  * over real sockets: pipelining order and write batching, keep-alive and
  * closing, the three deadlines, backpressure, the server's close, bad input
  * and request bodies. Each test starts its own core and server

@@ -1,5 +1,5 @@
 /*
- * test_shdict.c - the shared dict's C core (runtime/core/shdict*.c) with
+ * test_shdict.c - the shared dict's C core (runtime/core/shdict/) with
  * real processes: forked children share the memfd mapping, an exec'd one
  * attaches it from an inherited descriptor, readers race writers without
  * the lock, and children SIGKILLed while holding a segment's lock (at

@@ -1,6 +1,6 @@
 /*
  * fuzz_http_server.c - libFuzzer target for the HTTP server protocol
- * (core/http_server.c) over a real connection, not only its parser.
+ * (core/http/http_server.c) over a real connection, not only its parser.
  *
  * Each input gets a core of its own and an HTTP server that adopts one end
  * of a socketpair; the other end is the client. The input's first bytes

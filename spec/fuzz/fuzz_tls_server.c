@@ -1,6 +1,6 @@
 /*
  * fuzz_tls_server.c - libFuzzer target for the TLS server's record path
- * (core/tls_engine.c: our BIO, the bytes OpenSSL did not take kept across
+ * (core/tls/tls_engine.c: our BIO, the bytes OpenSSL did not take kept across
  * feeds, the handshake and reads on top).
  *
  * The first byte picks a mode, the next two where the rest is cut:

@@ -87,28 +87,6 @@ int lc__lua_http_configure(lua_State *L) {
 
 /* Requests -------------------------------------------------------------------- */
 
-static void push_headers(lua_State *L, const lc__http_head *head) {
-  size_t i;
-
-  lua_createtable(L, 0, (int)head->nheaders);
-  for (i = 0; i < head->nheaders; i++) {
-    const lc__http_header *f = &head->headers[i];
-    lua_pushlstring(L, f->name, f->name_len);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, f->value, f->value_len);
-    } else {
-      /* A repeated header: joined with ", ", as Node does. */
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, f->value, f->value_len);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, -3);
-  }
-}
-
 /* The binding object of hc, made (and pinned) on its first request. */
 static lc__lua_http_conn *conn_of(lc__http_conn *hc, lc_runtime *rt) {
   void **data = lc__http_conn_data(hc);
@@ -195,7 +173,7 @@ static void push_request(lua_State *L, lc__lua_http_conn *conn,
   set_named(L, names_idx, NAME_URL);
   push_version(L, names_idx, head->major, head->minor);
   set_named(L, names_idx, NAME_VERSION);
-  push_headers(L, head);
+  lc__lua_push_headers(L, head);
   set_named(L, names_idx, NAME_HEADERS);
   lc__lua_push_ref(L, conn->base.self_ref);
   set_named(L, names_idx, NAME_CONN);

@@ -208,28 +208,6 @@ static void push_text(lua_State *L, int err, const char *host) {
 
 /* Heads ----------------------------------------------------------------------- */
 
-static void push_headers(lua_State *L, const lc__http_head *head) {
-  size_t i;
-
-  lua_createtable(L, 0, (int)head->nheaders);
-  for (i = 0; i < head->nheaders; i++) {
-    const lc__http_header *f = &head->headers[i];
-    lua_pushlstring(L, f->name, f->name_len);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, f->value, f->value_len);
-    } else {
-      /* A repeated header: joined with ", ", as Node does. */
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, f->value, f->value_len);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, -3);
-  }
-}
-
 static void push_version(lua_State *L, const lc__http_head *head) {
   char v[3];
 
@@ -326,7 +304,7 @@ static int req_on_response(lc__http_request *req, const lc__http_head *head) {
   lua_pushinteger(L, head->status);
   lua_pushlstring(L, head->url, head->url_len);
   push_version(L, head);
-  push_headers(L, head);
+  lc__lua_push_headers(L, head);
   lc__lua_handle_emit(&lr->base, "response", 4, 0);
   return 0; /* a pause from Lua went through lc__http_request_pause */
 }
@@ -492,7 +470,7 @@ static int fetch_on_response(lc__http_request *req, const lc__http_head *head) {
   f->status = head->status;
   free(f->reason);
   f->reason = strndup(head->url, head->url_len);
-  push_headers(L, head);
+  lc__lua_push_headers(L, head);
   lc__lua_set_ref(L, &f->headers_ref, -1);
   lua_pop(L, 1);
   return 0;

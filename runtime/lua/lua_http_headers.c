@@ -64,3 +64,25 @@ lc__http_header *lc__lua_check_headers(lua_State *L, int idx,
   *n = (size_t)count;
   return headers;
 }
+
+void lc__lua_push_headers(lua_State *L, const lc__http_head *head) {
+  size_t i;
+
+  lua_createtable(L, 0, (int)head->nheaders);
+  for (i = 0; i < head->nheaders; i++) {
+    const lc__http_header *f = &head->headers[i];
+    lua_pushlstring(L, f->name, f->name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, f->value, f->value_len);
+    } else {
+      /* A repeated header: joined with ", ", as Node does. */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, f->value, f->value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}

@@ -1,7 +1,8 @@
 /*
- * HTTP headers from Lua, for the server's responses and the client's
- * requests: the flat {name, value, ...} list the http module builds, where a
- * value may be a list of strings (one header line each).
+ * HTTP headers between Lua and C: from Lua, the flat {name, value, ...}
+ * list the http module builds for the server's responses and the client's
+ * requests (a value may be a list of strings, one header line each); to
+ * Lua, a request's or a response's headers as a table.
  */
 #ifndef LC_LUA_HTTP_HEADERS_H
 #define LC_LUA_HTTP_HEADERS_H
@@ -20,5 +21,9 @@
  * stack. Raises on a name or value that is not a string. */
 lc__http_header *lc__lua_check_headers(lua_State *L, int idx,
                                        lc__http_header *stack, size_t *n);
+
+/* A message's headers as a table: names as the reader gave them (lower
+ * case), a repeated header's values joined with ", " (as Node does). */
+void lc__lua_push_headers(lua_State *L, const lc__http_head *head);
 
 #endif

@@ -9,10 +9,7 @@ local function run(source, args, timeout)
   return p:output(), code
 end
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 describe("coroutines", function()
   after_each(lc.cleanup)

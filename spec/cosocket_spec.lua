@@ -2,18 +2,9 @@
 -- against a server in the same process and against a real redis-server.
 local lc = require("lc")
 
-local function run(source, args, timeout)
-  local p = lc.run(source, args)
-  local code = p:wait_exit(timeout or 20000)
-  local out = p:output()
-  assert.are.equal(0, code, out)
-  return out
-end
+local run = lc.run_ok
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 -- A server in the app: each connection's data is handled by on_data(sock,
 -- chunk); connections are counted. The test body runs in a timer once it

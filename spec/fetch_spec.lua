@@ -4,17 +4,10 @@
 local lc = require("lc")
 
 local function run(source, port, timeout)
-  local p = lc.run(source, { tostring(port) })
-  local code = p:wait_exit(timeout or 20000)
-  local out = p:output()
-  assert.are.equal(0, code, out)
-  return out
+  return lc.run_ok(source, { tostring(port) }, timeout)
 end
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 describe("fetch", function()
   after_each(lc.cleanup)

@@ -5,18 +5,11 @@ local lc = require("lc")
 -- Runs an app with the upstream's port as arg[1]; returns its output once
 -- it exits (the apps end with process.exit).
 local function run(source, port, timeout)
-  local p = lc.run(source, { tostring(port) })
-  local code = p:wait_exit(timeout or 20000)
-  local out = p:output()
-  assert.are.equal(0, code, out)
-  return out
+  return lc.run_ok(source, { tostring(port) }, timeout)
 end
 
 -- The value printed on a "key<TAB>value" line.
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 -- A GET that collects the body: get(path[, opts], fn(res, body)).
 local PRELUDE = [[

@@ -6,10 +6,7 @@ local lc = require("lc")
 local rs = require("redis_server")
 local sd = require("sd")
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 local function count(out, key)
   return select(2, ("\n" .. out):gsub("\n" .. key:gsub("%p", "%%%0") .. "\t", ""))

@@ -4,10 +4,7 @@
 local lc = require("lc")
 local rs = require("redis_server")
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 local function app(body)
   return [[

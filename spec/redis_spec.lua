@@ -4,10 +4,7 @@
 local lc = require("lc")
 local rs = require("redis_server")
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 -- Runs body in a timer callback (a coroutine) with redis, db (a client of
 -- server, options opts) and PORT in scope; the app exits 0 at its end.

@@ -8,18 +8,9 @@ local certs = require("certs")
 
 local set = certs.make()
 
-local function run(source, args, timeout)
-  local p = lc.run(source, args)
-  local code = p:wait_exit(timeout or 20000)
-  local out = p:output()
-  assert.are.equal(0, code, out)
-  return out
-end
+local run = lc.run_ok
 
-local function line(out, key)
-  key = key:gsub("%p", "%%%0")
-  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
-end
+local line = lc.field
 
 describe("TLS bad input", function()
   after_each(lc.cleanup)

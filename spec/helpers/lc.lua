@@ -228,6 +228,22 @@ function lc.run(source, args, opts)
   return lc.start(argv, opts), app
 end
 
+-- Runs source as an app to its end; asserts it exited 0 and returns what it
+-- printed (stdout and stderr).
+function lc.run_ok(source, args, timeout)
+  local p = lc.run(source, args)
+  local code = p:wait_exit(timeout or 20000)
+  local out = p:output()
+  if code ~= 0 then error(("the app exited with %s:\n%s"):format(tostring(code), out), 2) end
+  return out
+end
+
+-- The value of a "key<TAB>value" line an app printed (nil when none).
+function lc.field(out, key)
+  key = key:gsub("%p", "%%%0")
+  return out:match("\n" .. key .. "\t([^\n]*)") or out:match("^" .. key .. "\t([^\n]*)")
+end
+
 -- Runs body as an app with a table R in scope and returns R as the app
 -- left it, sent back as JSON (a body that sets R.later prints
 -- "RESULT <json>" itself). The app must exit 0.

@@ -403,7 +403,7 @@ static int shared_add(lc_cli_shared_list *list, const char *name, size_t size,
     snprintf(why, n, "more than %d shared dicts", LC_CLI_SHARED_MAX);
     return -1;
   }
-  snprintf(list->dicts[i].name, sizeof(list->dicts[i].name), "%s", name);
+  snprintf(list->dicts[i].name, sizeof(list->dicts[i].name), "%.64s", name);
   list->dicts[i].size = size;
   if (i == list->n)
     list->n++;

@@ -126,7 +126,8 @@ static void report(lc__redis *r, int err, const char *message) {
   if (err == r->last_err && strcmp(message, r->last_msg) == 0)
     return;
   r->last_err = err;
-  snprintf(r->last_msg, sizeof(r->last_msg), "%s", message);
+  /* a longer message is cut (the precision says so to the compiler) */
+  snprintf(r->last_msg, sizeof(r->last_msg), "%.255s", message);
   if (r->ev->on_error != NULL && !r->core->shutting_down)
     r->ev->on_error(r, err, r->last_msg);
 }
@@ -376,7 +377,7 @@ static void conn_on_close(lc__conn *c) {
   lc__redis *r = c->data;
   int err = r->conn_err != 0 ? r->conn_err : UV_EOF;
   int reset = r->reset, opened = r->opened;
-  char message[320];
+  char message[640]; /* where (300 bytes) and a failure's words (320) */
 
   r->conn = NULL;
   r->conn_err = 0;

@@ -27,7 +27,8 @@
 #define LC__SHDICT_BLOCK_MIN 16              /* header + free-list links */
 #define LC__SHDICT_USED 1u                   /* low bit of a block's size */
 #define LC__SHDICT_INPLACE_MAX 1024 /* largest value overwritten in place */
-#define LC__SHDICT_SPINS 256        /* lock attempts before sleeping */
+#define LC__SHDICT_PROBES 11        /* looks at a held lock before sleeping */
+#define LC__SHDICT_MAX_PAUSE 1024   /* pauses between two looks, at most */
 
 /* The mapping's first page: what attach checks before trusting the rest. */
 typedef struct lc__shdict_header {

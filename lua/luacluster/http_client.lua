@@ -407,31 +407,49 @@ function M._request(secure, ...)
   end
   local host = opts.hostname or opts.host or "localhost"
   if type(host) ~= "string" then error("host must be a string", 2) end
-  -- host may carry a port ("example.com:8080") when port is not given
-  local h, p = match(host, "^([^:]+):(%d+)$")
-  if h and not opts.port then host, opts.port = h, tonumber(p) end
-  host = match(host, "^%[(.*)%]$") or host
+  -- host may carry a port ("example.com:8080") when port is not given, or
+  -- be an IPv6 address in brackets (looked at only when it has a colon)
+  if find(host, ":", 1, true) then
+    local h, p = match(host, "^([^:]+):(%d+)$")
+    if h and not opts.port then host, opts.port = h, tonumber(p) end
+    host = match(host, "^%[(.*)%]$") or host
+  end
   local port = tonumber(opts.port or (secure and 443 or 80))
   if not port or port < 1 or port > 65535 or port % 1 ~= 0 then
     error("port must be an integer 1-65535, got " .. tostring(opts.port), 3)
   end
-  local method = (opts.method or "GET"):upper()
+  local method = opts.method and upper(opts.method) or "GET"
   local path = opts.path or "/"
   local agent = agent_for(opts.agent, secure)
   local timeout = opts.timeout or agent.timeout
+  -- every field the request will have, so the table is made at its size
   local self = setmetatable({ method = method, path = path, host = host, port = port,
                               agent = agent, timeout = timeout, finished = false,
-                              headersSent = false }, ClientRequest)
-  self._headers = flat_headers(opts.headers)
-  self._host_header = opts.setHost == false and "" or host_header(host, port, secure)
-  self._scheme = secure and "https" or "http"
-  self._handle = core.http_request(agent._handle, self, host, port, method, {
-    timeout = timeout, maxHeaderSize = opts.maxHeaderSize,
-    maxHeadersCount = opts.maxHeadersCount, maxBodySize = opts.maxBodySize,
-    tls = secure and tls_for(opts, agent) or nil,
-    servername = secure and opts.servername or nil,
-  })
-  if fn then self:once("response", fn) end
+                              headersSent = false, _headers = flat_headers(opts.headers),
+                              _host_header = opts.setHost == false and ""
+                                             or host_header(host, port, secure),
+                              _scheme = secure and "https" or "http", _handle = false },
+                            ClientRequest)
+  -- C reads the limits at once and keeps nothing: the common case (only the
+  -- agent's timeout) reuses one table per agent
+  local limits
+  if opts.timeout == nil and not (opts.maxHeaderSize or opts.maxHeadersCount or
+                                  opts.maxBodySize or secure) then
+    limits = agent._limits
+    if not limits or limits.timeout ~= timeout then
+      limits = { timeout = timeout }
+      agent._limits = limits
+    end
+  else
+    limits = {
+      timeout = timeout, maxHeaderSize = opts.maxHeaderSize,
+      maxHeadersCount = opts.maxHeadersCount, maxBodySize = opts.maxBodySize,
+      tls = secure and tls_for(opts, agent) or nil,
+      servername = secure and opts.servername or nil,
+    }
+  end
+  self._handle = core.http_request(agent._handle, self, host, port, method, limits)
+  if fn then self:on("response", fn) end -- "response" comes once: no wrapper
   return self
 end
 

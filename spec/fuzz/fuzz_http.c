@@ -15,22 +15,13 @@
 #include <uv.h>
 
 #include "http_codec.h"
-
-#define MAX_PIECES 4
+#include "reader_fuzz.h"
 
 typedef struct ctx {
   const lc__http_limits *limits;
-  unsigned seed; /* decides which callbacks pause */
-  unsigned events;
-  int paused;
+  fuzz_pauser pause; /* which callbacks pause */
   int in_request; /* between on_head and on_complete */
 } ctx;
-
-static int maybe_pause(ctx *c) {
-  c->events++;
-  c->paused = ((c->seed >> (c->events % 8)) & 1) != 0;
-  return c->paused;
-}
 
 static int is_tchar(char c) {
   return c != '\0' && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -70,7 +61,7 @@ static int on_head(void *arg, const lc__http_head *h) {
   if (h->upgrade && h->keep_alive)
     abort();
   c->in_request = 1;
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static int on_body(void *arg, const char *data, size_t len) {
@@ -78,7 +69,7 @@ static int on_body(void *arg, const char *data, size_t len) {
 
   if (!c->in_request || len == 0 || data == NULL)
     abort();
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static int on_complete(void *arg) {
@@ -87,7 +78,7 @@ static int on_complete(void *arg) {
   if (!c->in_request)
     abort();
   c->in_request = 0;
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static const lc__http_reader_cb callbacks = {on_head, on_body, on_complete};
@@ -97,38 +88,10 @@ static int status_is_promised(int status) {
          status == 505;
 }
 
-/* Feeds one piece, resuming after pauses; returns the status. */
-static int feed_piece(lc__http_reader *r, ctx *c, const char *p, size_t len) {
-  size_t n;
-  int status = 0, again;
-
-  while (len > 0) {
-    n = lc__http_reader_feed(r, p, len, &status);
-    if (n > len)
-      abort();
-    if (status != 0) {
-      if (!status_is_promised(status) || lc__http_reader_error(r) == NULL)
-        abort();
-      if (lc__http_reader_feed(r, p, len, &again) != 0 || again != status)
-        abort();
-      return status;
-    }
-    if (c->paused) {
-      c->paused = 0;
-      lc__http_reader_resume(r);
-    } else if (n != len) {
-      abort(); /* neither paused nor failed, yet bytes were left */
-    }
-    p += n;
-    len -= n;
-  }
-  return 0;
-}
-
 static void fuzz_reader(const uint8_t *data, size_t size) {
   lc__http_limits limits;
   lc__http_reader r;
-  size_t cuts[MAX_PIECES + 1], i, from;
+  size_t cuts[FUZZ_PIECES + 1], i, from;
   ctx c;
 
   lc__http_limits_init(&limits);
@@ -141,37 +104,20 @@ static void fuzz_reader(const uint8_t *data, size_t size) {
   }
   memset(&c, 0, sizeof(c));
   c.limits = &limits;
-  c.seed = size > 1 ? data[1] : 0;
+  c.pause.seed = size > 1 ? data[1] : 0;
   lc__http_reader_init(&r, &limits, &callbacks, &c);
 
-  for (i = 0; i < MAX_PIECES; i++)
-    cuts[i] = size > 2 + i ? (size * data[2 + i]) / 256 : size;
-  cuts[MAX_PIECES] = size;
-  for (i = 1; i <= MAX_PIECES; i++) /* ascending */
-    if (cuts[i] < cuts[i - 1])
-      cuts[i] = cuts[i - 1];
+  fuzz_cuts(data, size, cuts);
   from = 0;
-  for (i = 0; i <= MAX_PIECES; i++) {
-    if (feed_piece(&r, &c, (const char *)data + from, cuts[i] - from) != 0)
+  for (i = 0; i <= FUZZ_PIECES; i++) {
+    if (fuzz_feed_piece(&r, &c.pause, status_is_promised,
+                        (const char *)data + from, cuts[i] - from) != 0)
       break;
     from = cuts[i];
   }
   if (lc__http_reader_idle(&r) && lc__http_reader_in_head(&r))
     abort();
   lc__http_reader_free(&r);
-}
-
-/* No CR without LF after it, no LF without CR before it. */
-static int framing_ok(const char *s, size_t n) {
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    if (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n'))
-      return 0;
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
-      return 0;
-  }
-  return 1;
 }
 
 /* "<hex size>\r\n<data>\r\n" and nothing else. */
@@ -224,7 +170,7 @@ static void fuzz_writer(const uint8_t *data, size_t size) {
     if (out.len != 0)
       abort();
   } else if (rc == 0) {
-    if (!framing_ok(out.base, out.len))
+    if (!fuzz_crlf_ok(out.base, out.len))
       abort();
     if (out.len < 4 || memcmp(out.base + out.len - 4, "\r\n\r\n", 4) != 0)
       abort();

@@ -16,23 +16,14 @@
 #include <uv.h>
 
 #include "http_codec.h"
-
-#define MAX_PIECES 4
+#include "reader_fuzz.h"
 
 typedef struct ctx {
   const lc__http_limits *limits;
-  unsigned seed;
-  unsigned events;
-  int paused;
+  fuzz_pauser pause; /* which callbacks pause */
   int in_response;
   uint64_t body;
 } ctx;
-
-static int maybe_pause(ctx *c) {
-  c->events++;
-  c->paused = ((c->seed >> (c->events % 8)) & 1) != 0;
-  return c->paused;
-}
 
 static int on_head(void *arg, const lc__http_head *h) {
   ctx *c = arg;
@@ -42,7 +33,7 @@ static int on_head(void *arg, const lc__http_head *h) {
     abort();
   c->in_response = 1;
   c->body = 0;
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static int on_body(void *arg, const char *data, size_t len) {
@@ -53,7 +44,7 @@ static int on_body(void *arg, const char *data, size_t len) {
   c->body += len;
   if (c->limits->max_body_size != 0 && c->body > c->limits->max_body_size)
     abort();
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static int on_complete(void *arg) {
@@ -62,7 +53,7 @@ static int on_complete(void *arg) {
   if (!c->in_response)
     abort();
   c->in_response = 0;
-  return maybe_pause(c);
+  return fuzz_maybe_pause(&c->pause);
 }
 
 static const lc__http_reader_cb callbacks = {on_head, on_body, on_complete};
@@ -71,37 +62,10 @@ static int status_is_promised(int status) {
   return status == 400 || status == 413 || status == 431;
 }
 
-static int feed_piece(lc__http_reader *r, ctx *c, const char *p, size_t len) {
-  size_t n;
-  int status = 0, again;
-
-  while (len > 0) {
-    n = lc__http_reader_feed(r, p, len, &status);
-    if (n > len)
-      abort();
-    if (status != 0) {
-      if (!status_is_promised(status) || lc__http_reader_error(r) == NULL)
-        abort();
-      if (lc__http_reader_feed(r, p, len, &again) != 0 || again != status)
-        abort();
-      return status;
-    }
-    if (c->paused) {
-      c->paused = 0;
-      lc__http_reader_resume(r);
-    } else if (n != len) {
-      abort();
-    }
-    p += n;
-    len -= n;
-  }
-  return 0;
-}
-
 static void fuzz_reader(const uint8_t *data, size_t size) {
   lc__http_limits limits;
   lc__http_reader r;
-  size_t cuts[MAX_PIECES + 1], i, from;
+  size_t cuts[FUZZ_PIECES + 1], i, from;
   int status = 0;
   ctx c;
 
@@ -113,19 +77,15 @@ static void fuzz_reader(const uint8_t *data, size_t size) {
   }
   memset(&c, 0, sizeof(c));
   c.limits = &limits;
-  c.seed = size > 1 ? data[1] : 0;
+  c.pause.seed = size > 1 ? data[1] : 0;
   lc__http_reader_init_response(&r, &limits, &callbacks, &c);
   lc__http_reader_expect(&r, size > 0 && (data[0] & 2));
 
-  for (i = 0; i < MAX_PIECES; i++)
-    cuts[i] = size > 2 + i ? (size * data[2 + i]) / 256 : size;
-  cuts[MAX_PIECES] = size;
-  for (i = 1; i <= MAX_PIECES; i++)
-    if (cuts[i] < cuts[i - 1])
-      cuts[i] = cuts[i - 1];
+  fuzz_cuts(data, size, cuts);
   from = 0;
-  for (i = 0; i <= MAX_PIECES && status == 0; i++) {
-    status = feed_piece(&r, &c, (const char *)data + from, cuts[i] - from);
+  for (i = 0; i <= FUZZ_PIECES && status == 0; i++) {
+    status = fuzz_feed_piece(&r, &c.pause, status_is_promised,
+                             (const char *)data + from, cuts[i] - from);
     from = cuts[i];
   }
   if (status == 0) {
@@ -133,23 +93,10 @@ static void fuzz_reader(const uint8_t *data, size_t size) {
     status = lc__http_reader_eof(&r);
     if (status != 0 && !status_is_promised(status))
       abort();
-    if (status == 0 && c.in_response && !c.paused)
+    if (status == 0 && c.in_response && !c.pause.paused)
       abort(); /* the end of the stream left a response open */
   }
   lc__http_reader_free(&r);
-}
-
-/* No CR without LF after it, no LF without CR before it. */
-static int framing_ok(const char *s, size_t n) {
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    if (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n'))
-      return 0;
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
-      return 0;
-  }
-  return 1;
 }
 
 static void fuzz_writer(const uint8_t *data, size_t size) {
@@ -186,7 +133,7 @@ static void fuzz_writer(const uint8_t *data, size_t size) {
     if (out.len != 0)
       abort();
   } else if (rc == 0) {
-    if (!framing_ok(out.base, out.len) || out.len < 4 ||
+    if (!fuzz_crlf_ok(out.base, out.len) || out.len < 4 ||
         memcmp(out.base + out.len - 4, "\r\n\r\n", 4) != 0)
       abort();
     /* The request line is the method, one space, the path, one space. */
